@@ -1,0 +1,175 @@
+package boltstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+	"go.etcd.io/bbolt"
+)
+
+// Top-level bucket names. Every bucket this package owns starts with bucketPrefix, so a caller
+// sharing the file can keep its own buckets beside them.
+const bucketPrefix = "trillian/"
+
+var (
+	bucketTrees = []byte(bucketPrefix + "trees") // tree ID (8 bytes BE) -> trillian.Tree proto
+)
+
+// Sub-buckets of a tree's data bucket (see treeBucketName).
+var (
+	subLeaf  = []byte("leaf")  // leaf index (8B BE) -> trillian.LogLeaf proto (sequenced leaves)
+	subIdent = []byte("ident") // LeafIdentityHash -> ref (see encodeSeqRef, encodeQueueRef)
+	subHash  = []byte("mhash") // MerkleLeafHash || index (8B BE) -> empty
+	subQueue = []byte("queue") // queue time (8B BE nanos) || LeafIdentityHash -> LogLeaf proto (LOG trees)
+	subNode  = []byte("node")  // level (1B) || index (8B BE) -> hash
+	subRoot  = []byte("root")  // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
+	subMeta  = []byte("meta")  // keyLatest -> LogRootV1 bytes
+)
+
+var (
+	keyLatest = []byte("latest")
+	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subNode, subRoot, subMeta}
+)
+
+const signBit = 1 << 63
+
+// Ident refs say where a leaf with a given identity hash lives.
+const (
+	refSequenced = 'S' // followed by the leaf index (8B BE)
+	refQueued    = 'Q' // followed by the queue key
+)
+
+// errBadKey reports stored bytes that do not parse: the file is corrupt or not ours.
+var errBadKey = errors.New("malformed stored key")
+
+// treeBucketName is the top-level bucket holding one tree's data. Sixteen hex digits keep names
+// fixed-width so the buckets sort by tree ID.
+func treeBucketName(treeID int64) []byte {
+	return fmt.Appendf(nil, "%stree/%016x", bucketPrefix, uint64(treeID))
+}
+
+func u64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+func treeKey(treeID int64) []byte { return u64(uint64(treeID)) }
+
+func indexKey(index int64) []byte { return u64(uint64(index)) }
+
+func decodeIndexKey(k []byte) (int64, error) {
+	if len(k) != 8 {
+		return 0, fmt.Errorf("%w: index key of %d bytes", errBadKey, len(k))
+	}
+	v := binary.BigEndian.Uint64(k)
+	if v > 1<<63-1 {
+		return 0, fmt.Errorf("%w: index %d overflows int64", errBadKey, v)
+	}
+	return int64(v), nil
+}
+
+// nodeKey orders nodes level-major, so a tile row (consecutive indexes at one level) is one
+// contiguous key range.
+func nodeKey(id compact.NodeID) []byte {
+	k := make([]byte, 9)
+	k[0] = byte(id.Level)
+	binary.BigEndian.PutUint64(k[1:], id.Index)
+	return k
+}
+
+func decodeNodeKey(k []byte) (compact.NodeID, error) {
+	if len(k) != 9 || k[0] > 63 {
+		return compact.NodeID{}, fmt.Errorf("%w: node key %x", errBadKey, k)
+	}
+	return compact.NewNodeID(uint(k[0]), binary.BigEndian.Uint64(k[1:])), nil
+}
+
+func hashKey(merkleHash []byte, index int64) []byte {
+	k := make([]byte, 0, len(merkleHash)+8)
+	k = append(k, merkleHash...)
+	return binary.BigEndian.AppendUint64(k, uint64(index))
+}
+
+// queueKey flips the sign bit of the time so that keys sort in time order across the epoch.
+func queueKey(nanos int64, identity []byte) []byte {
+	k := make([]byte, 0, 8+len(identity))
+	k = binary.BigEndian.AppendUint64(k, uint64(nanos)^signBit)
+	return append(k, identity...)
+}
+
+func decodeQueueKey(k []byte) (nanos int64, identity []byte, err error) {
+	if len(k) < 8 {
+		return 0, nil, fmt.Errorf("%w: queue key of %d bytes", errBadKey, len(k))
+	}
+	return int64(binary.BigEndian.Uint64(k) ^ signBit), k[8:], nil
+}
+
+func encodeSeqRef(index int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{refSequenced}, uint64(index))
+}
+
+func encodeQueueRef(qkey []byte) []byte {
+	return append([]byte{refQueued}, qkey...)
+}
+
+// decodeRef returns the kind of ref and, for a sequenced leaf its index, for a queued one its
+// queue key.
+func decodeRef(v []byte) (kind byte, index int64, qkey []byte, err error) {
+	if len(v) == 0 {
+		return 0, 0, nil, fmt.Errorf("%w: empty ref", errBadKey)
+	}
+	switch v[0] {
+	case refSequenced:
+		index, err = decodeIndexKey(v[1:])
+		return refSequenced, index, nil, err
+	case refQueued:
+		if _, _, err := decodeQueueKey(v[1:]); err != nil {
+			return 0, 0, nil, err
+		}
+		return refQueued, 0, v[1:], nil
+	}
+	return 0, 0, nil, fmt.Errorf("%w: ref kind %q", errBadKey, v[0])
+}
+
+// treeBuckets are the sub-buckets of one tree, valid for the life of one bbolt transaction.
+type treeBuckets struct {
+	leaf, ident, hash, queue, node, root, meta *bbolt.Bucket
+}
+
+// openTree returns the tree's buckets, or ErrTreeNotFound. It never creates anything.
+func openTree(tx *bbolt.Tx, treeID int64) (*treeBuckets, error) {
+	b := tx.Bucket(treeBucketName(treeID))
+	if b == nil {
+		return nil, fmt.Errorf("tree %d: %w", treeID, ErrTreeNotFound)
+	}
+	tb := &treeBuckets{
+		leaf: b.Bucket(subLeaf), ident: b.Bucket(subIdent), hash: b.Bucket(subHash),
+		queue: b.Bucket(subQueue), node: b.Bucket(subNode), root: b.Bucket(subRoot), meta: b.Bucket(subMeta),
+	}
+	for _, s := range []*bbolt.Bucket{tb.leaf, tb.ident, tb.hash, tb.queue, tb.node, tb.root, tb.meta} {
+		if s == nil {
+			return nil, fmt.Errorf("tree %d: %w: missing sub-bucket", treeID, errBadKey)
+		}
+	}
+	if tx.Writable() {
+		// Leaves, nodes and roots are appended in key order (per level for nodes): full pages
+		// waste less space and splits stay cheap.
+		tb.leaf.FillPercent, tb.node.FillPercent, tb.root.FillPercent = 0.9, 0.9, 0.9
+	}
+	return tb, nil
+}
+
+// createTreeBuckets makes a tree's data bucket and its sub-buckets.
+func createTreeBuckets(tx *bbolt.Tx, treeID int64) error {
+	b, err := tx.CreateBucketIfNotExists(treeBucketName(treeID))
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		if _, err := b.CreateBucketIfNotExists(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,349 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/tree"
+	"github.com/google/trillian/types"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// hashSize is the size of every leaf hash this provider accepts (RFC 6962, SHA-256).
+const hashSize = 32
+
+var marshal = proto.MarshalOptions{Deterministic: true}
+
+func encodeLeaf(l *trillian.LogLeaf) ([]byte, error) { return marshal.Marshal(l) }
+
+func decodeLeaf(v []byte) (*trillian.LogLeaf, error) {
+	l := &trillian.LogLeaf{}
+	if err := proto.Unmarshal(v, l); err != nil {
+		return nil, fmt.Errorf("decode leaf: %w", err)
+	}
+	// Stored leaves always carry both timestamps (zero meaning unset), as the SQL providers'
+	// leaves do; an empty message may be dropped by a marshaller, so restore it.
+	if l.QueueTimestamp == nil {
+		l.QueueTimestamp = &timestamppb.Timestamp{}
+	}
+	if l.IntegrateTimestamp == nil {
+		l.IntegrateTimestamp = &timestamppb.Timestamp{}
+	}
+	return l, nil
+}
+
+// getLeaf returns the sequenced leaf under key k (an index key), or nil.
+func getLeaf(tb *treeBuckets, k []byte) (*trillian.LogLeaf, error) {
+	v := tb.leaf.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	return decodeLeaf(v)
+}
+
+// leafByRef returns the leaf an ident ref points at, sequenced or queued.
+func leafByRef(tb *treeBuckets, ref []byte) (*trillian.LogLeaf, error) {
+	kind, index, qkey, err := decodeRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if kind == refSequenced {
+		return getLeaf(tb, indexKey(index))
+	}
+	v := tb.queue.Get(qkey)
+	if v == nil {
+		return nil, fmt.Errorf("%w: dangling queue ref", errBadKey)
+	}
+	return decodeLeaf(v)
+}
+
+// contiguousLeaves returns the leaves [start, start+count) up to the first gap. A gap below size
+// (the integrated tree size) means lost data and is an error.
+func contiguousLeaves(tb *treeBuckets, start, count, size int64) ([]*trillian.LogLeaf, error) {
+	end := int64(math.MaxInt64)
+	if count < end-start {
+		end = start + count
+	}
+	out := make([]*trillian.LogLeaf, 0, min(count, 1024))
+	c := tb.leaf.Cursor()
+	k, v := c.Seek(indexKey(start))
+	for want := start; want < end; want++ {
+		idx := int64(-1)
+		if k != nil {
+			var err error
+			if idx, err = decodeIndexKey(k); err != nil {
+				return nil, err
+			}
+		}
+		if idx != want {
+			if want < size {
+				return nil, status.Errorf(codes.Internal, "leaf %d missing below tree size %d", want, size)
+			}
+			break
+		}
+		leaf, err := decodeLeaf(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, leaf)
+		k, v = c.Next()
+	}
+	return out, nil
+}
+
+func checkHashes(leaves []*trillian.LogLeaf, needMerkle bool) error {
+	for i, l := range leaves {
+		if got := len(l.GetLeafIdentityHash()); got != hashSize {
+			return status.Errorf(codes.FailedPrecondition, "leaves[%d] has identity hash size %d, want %d", i, got, hashSize)
+		}
+		if got := len(l.GetMerkleLeafHash()); needMerkle && got != hashSize {
+			return status.Errorf(codes.FailedPrecondition, "leaves[%d] has Merkle leaf hash size %d, want %d", i, got, hashSize)
+		}
+	}
+	return nil
+}
+
+func sameLeaf(a, b *trillian.LogLeaf) bool {
+	return bytes.Equal(a.LeafIdentityHash, b.LeafIdentityHash) && bytes.Equal(a.MerkleLeafHash, b.MerkleLeafHash) &&
+		bytes.Equal(a.LeafValue, b.LeafValue) && bytes.Equal(a.ExtraData, b.ExtraData)
+}
+
+func result(code codes.Code, msg string, leaf *trillian.LogLeaf) *trillian.QueuedLogLeaf {
+	return &trillian.QueuedLogLeaf{Leaf: leaf, Status: status.New(code, msg).Proto()}
+}
+
+func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	if err := checkHashes(leaves, true); err != nil {
+		return nil, err
+	}
+	qts := timestamppb.New(ts)
+	out := make([]*trillian.QueuedLogLeaf, len(leaves))
+	for i, leaf := range leaves {
+		if leaf.LeafIndex < 0 {
+			out[i] = result(codes.OutOfRange, "negative LeafIndex", leaf)
+			continue
+		}
+		key := indexKey(leaf.LeafIndex)
+		prev, err := getLeaf(tb, key)
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil {
+			if sameLeaf(prev, leaf) {
+				out[i] = result(codes.AlreadyExists, "identical leaf at LeafIndex", prev)
+			} else {
+				out[i] = result(codes.FailedPrecondition, "conflicting LeafIndex", prev)
+			}
+			continue
+		}
+		if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
+			other, err := leafByRef(tb, ref)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = result(codes.FailedPrecondition, "conflicting LeafIdentityHash", other)
+			continue
+		}
+		stored := proto.Clone(leaf).(*trillian.LogLeaf)
+		stored.QueueTimestamp, stored.IntegrateTimestamp = qts, &timestamppb.Timestamp{}
+		if err := putSequenced(tb, stored); err != nil {
+			return nil, err
+		}
+		out[i] = result(codes.OK, "OK", leaf)
+	}
+	return out, nil
+}
+
+// putSequenced writes a leaf at its index with its identity and Merkle hash index entries.
+func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
+	v, err := encodeLeaf(leaf)
+	if err != nil {
+		return err
+	}
+	if err := tb.leaf.Put(indexKey(leaf.LeafIndex), v); err != nil {
+		return err
+	}
+	if err := tb.ident.Put(leaf.LeafIdentityHash, encodeSeqRef(leaf.LeafIndex)); err != nil {
+		return err
+	}
+	return tb.hash.Put(hashKey(leaf.MerkleLeafHash, leaf.LeafIndex), nil)
+}
+
+// queueLeaves adds leaves to a LOG tree's queue; a leaf whose identity hash is already queued or
+// sequenced is reported AlreadyExists with the stored leaf.
+func queueLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	if err := checkHashes(leaves, false); err != nil {
+		return nil, err
+	}
+	qts := timestamppb.New(ts)
+	out := make([]*trillian.QueuedLogLeaf, len(leaves))
+	for i, leaf := range leaves {
+		if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
+			prev, err := leafByRef(tb, ref)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = result(codes.AlreadyExists, "leaf already exists", prev)
+			continue
+		}
+		stored := proto.Clone(leaf).(*trillian.LogLeaf)
+		stored.QueueTimestamp, stored.IntegrateTimestamp = qts, &timestamppb.Timestamp{}
+		v, err := encodeLeaf(stored)
+		if err != nil {
+			return nil, err
+		}
+		qk := queueKey(ts.UnixNano(), leaf.LeafIdentityHash)
+		if err := tb.queue.Put(qk, v); err != nil {
+			return nil, err
+		}
+		if err := tb.ident.Put(leaf.LeafIdentityHash, encodeQueueRef(qk)); err != nil {
+			return nil, err
+		}
+		out[i] = result(codes.OK, "OK", stored)
+	}
+	return out, nil
+}
+
+func dequeue(tb *treeBuckets, limit int, cutoff time.Time, seen map[string]bool) ([]*trillian.LogLeaf, error) {
+	var out []*trillian.LogLeaf
+	c := tb.queue.Cursor()
+	for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		nanos, id, err := decodeQueueKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if nanos > cutoff.UnixNano() {
+			break
+		}
+		if seen[string(id)] {
+			continue
+		}
+		leaf, err := decodeLeaf(v)
+		if err != nil {
+			return nil, err
+		}
+		seen[string(id)] = true
+		out = append(out, leaf)
+	}
+	return out, nil
+}
+
+// updateSequenced moves queued leaves to the indexes the sequencer assigned them.
+func updateSequenced(tb *treeBuckets, leaves []*trillian.LogLeaf) error {
+	for _, leaf := range leaves {
+		ref := tb.ident.Get(leaf.LeafIdentityHash)
+		if ref == nil {
+			return fmt.Errorf("leaf %x: %w", leaf.LeafIdentityHash, ErrNotSequenced)
+		}
+		kind, _, qkey, err := decodeRef(ref)
+		if err != nil {
+			return err
+		}
+		if kind != refQueued {
+			return fmt.Errorf("leaf %x already sequenced: %w", leaf.LeafIdentityHash, ErrNotSequenced)
+		}
+		if leaf.LeafIndex < 0 || tb.leaf.Get(indexKey(leaf.LeafIndex)) != nil {
+			return status.Errorf(codes.FailedPrecondition, "leaf index %d invalid or occupied", leaf.LeafIndex)
+		}
+		qkey = append([]byte(nil), qkey...)
+		if err := putSequenced(tb, proto.Clone(leaf).(*trillian.LogLeaf)); err != nil {
+			return err
+		}
+		if err := tb.queue.Delete(qkey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setNodes stores Merkle nodes. A node already stored MUST have the same hash: the sequencer
+// only writes perfect subtrees, which never change.
+func setNodes(tb *treeBuckets, nodes []tree.Node) error {
+	for _, n := range nodes {
+		if len(n.Hash) == 0 {
+			return status.Errorf(codes.InvalidArgument, "node %+v has no hash", n.ID)
+		}
+		k := nodeKey(n.ID)
+		if v := tb.node.Get(k); v != nil {
+			if !bytes.Equal(v, n.Hash) {
+				return fmt.Errorf("node %+v: %w", n.ID, ErrNodeMismatch)
+			}
+			continue
+		}
+		if err := tb.node.Put(k, n.Hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latestRoot returns the latest stored root and its bytes, or nils if there is none.
+func latestRoot(tb *treeBuckets) (*types.LogRootV1, []byte, error) {
+	v := tb.meta.Get(keyLatest)
+	if v == nil {
+		return nil, nil, nil
+	}
+	raw := append([]byte(nil), v...)
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(raw); err != nil {
+		return nil, nil, fmt.Errorf("decode latest root: %w", err)
+	}
+	return &root, raw, nil
+}
+
+// storeRoot makes raw (a LogRootV1) the latest root and records it under its tree size.
+func storeRoot(tb *treeBuckets, raw []byte) error {
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(raw); err != nil {
+		return status.Errorf(codes.InvalidArgument, "decode log root: %v", err)
+	}
+	prev, _, err := latestRoot(tb)
+	if err != nil {
+		return err
+	}
+	if prev != nil && root.TreeSize < prev.TreeSize {
+		return fmt.Errorf("size %d after %d: %w", root.TreeSize, prev.TreeSize, ErrRootRegression)
+	}
+	raw = append([]byte(nil), raw...)
+	if err := tb.root.Put(u64(root.TreeSize), raw); err != nil {
+		return err
+	}
+	return tb.meta.Put(keyLatest, raw)
+}
+
+func ensureTreeTx(ctx context.Context, tx *bbolt.Tx, want *trillian.Tree, now time.Time) (*trillian.Tree, error) {
+	tree, err := getTree(tx, want.TreeId)
+	if status.Code(err) == codes.NotFound {
+		if err := storage.ValidateTreeForCreation(ctx, want); err != nil {
+			return nil, err
+		}
+		meta := proto.Clone(want).(*trillian.Tree)
+		meta.CreateTime, meta.UpdateTime = timestamppb.New(now), timestamppb.New(now)
+		tree, err = createTreeTx(tx, meta)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tb, err := openTree(tx, tree.TreeId)
+	if err != nil {
+		return nil, err
+	}
+	if root, _, err := latestRoot(tb); err != nil || root != nil {
+		return tree, err
+	}
+	raw, err := (&types.LogRootV1{RootHash: rfc6962.DefaultHasher.EmptyRoot(), TimestampNanos: uint64(now.UnixNano())}).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return tree, storeRoot(tb, raw)
+}

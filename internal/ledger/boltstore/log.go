@@ -1,0 +1,276 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/types"
+	"github.com/transparency-dev/merkle/compact"
+	"go.etcd.io/bbolt"
+)
+
+var _ storage.LogStorage = (*LogStorage)(nil)
+
+// LogStorage is Trillian's log storage on bbolt.
+type LogStorage struct {
+	db *bbolt.DB
+}
+
+// NewLogStorage returns the log storage over db, creating its top-level buckets. The caller owns
+// db and MUST keep it open while the storage is in use.
+func NewLogStorage(db *bbolt.DB) (*LogStorage, error) {
+	err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketTrees)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: create buckets: %w", err)
+	}
+	return &LogStorage{db: db}, nil
+}
+
+// CheckDatabaseAccessible implements storage.LogStorage.
+func (s *LogStorage) CheckDatabaseAccessible(ctx context.Context) error {
+	return checkDB(s.db)
+}
+
+// GetActiveLogIDs returns the trees that are LOG or PREORDERED_LOG, ACTIVE or DRAINING, and not
+// soft-deleted, as the MySQL provider does.
+func (s *LogStorage) GetActiveLogIDs(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		trees, err := listTrees(tx, false)
+		for _, t := range trees {
+			isLog := t.TreeType == trillian.TreeType_LOG || t.TreeType == trillian.TreeType_PREORDERED_LOG
+			active := t.TreeState == trillian.TreeState_ACTIVE || t.TreeState == trillian.TreeState_DRAINING
+			if isLog && active {
+				ids = append(ids, t.TreeId)
+			}
+		}
+		return err
+	})
+	return ids, err
+}
+
+// begin opens a bbolt transaction for tree. It returns the transaction together with
+// storage.ErrTreeNeedsInit when the tree has no root yet, as Trillian's callers expect.
+func (s *LogStorage) begin(ctx context.Context, tree *trillian.Tree, writable bool) (*logTX, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tx, err := s.db.Begin(writable)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := openTree(tx, tree.GetTreeId())
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	lt := &logTX{tx: tx, tb: tb, treeID: tree.GetTreeId(), treeType: tree.GetTreeType(), dequeued: map[string]bool{}}
+	root, raw, err := latestRoot(tb)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if root == nil {
+		return lt, storage.ErrTreeNeedsInit
+	}
+	lt.root, lt.rawRoot = *root, raw
+	return lt, nil
+}
+
+// SnapshotForTree implements storage.LogStorage: a bbolt read transaction.
+func (s *LogStorage) SnapshotForTree(ctx context.Context, tree *trillian.Tree) (storage.ReadOnlyLogTreeTX, error) {
+	tx, err := s.begin(ctx, tree, false)
+	if err != nil && err != storage.ErrTreeNeedsInit {
+		return nil, err
+	}
+	return tx, err
+}
+
+// ReadWriteTransaction implements storage.LogStorage: f runs inside one bbolt write transaction,
+// which is committed and fsynced before this returns nil. There is no retry: bbolt serialises
+// writers, so a transaction never aborts for contention.
+//
+// f MUST NOT start another write transaction on the same DB (bbolt's writer lock would deadlock).
+func (s *LogStorage) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f storage.LogTXFunc) error {
+	tx, err := s.begin(ctx, tree, true)
+	if err != nil && err != storage.ErrTreeNeedsInit {
+		return err
+	}
+	defer func() { _ = tx.Close() }()
+	if err := f(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// QueueLeaves implements storage.LogStorage for LOG trees.
+func (s *LogStorage) QueueLeaves(ctx context.Context, tree *trillian.Tree, leaves []*trillian.LogLeaf, queueTimestamp time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	var out []*trillian.QueuedLogLeaf
+	err := s.update(ctx, tree.GetTreeId(), func(tb *treeBuckets) error {
+		var err error
+		out, err = queueLeaves(tb, leaves, queueTimestamp)
+		return err
+	})
+	return out, err
+}
+
+// AddSequencedLeaves implements storage.LogStorage. See AddSequencedLeavesTx for the semantics.
+func (s *LogStorage) AddSequencedLeaves(ctx context.Context, tree *trillian.Tree, leaves []*trillian.LogLeaf, timestamp time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	var out []*trillian.QueuedLogLeaf
+	err := s.update(ctx, tree.GetTreeId(), func(tb *treeBuckets) error {
+		var err error
+		out, err = addSequencedLeaves(tb, leaves, timestamp)
+		return err
+	})
+	return out, err
+}
+
+func (s *LogStorage) update(ctx context.Context, treeID int64, f func(*treeBuckets) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		tb, err := openTree(tx, treeID)
+		if err != nil {
+			return err
+		}
+		return f(tb)
+	})
+}
+
+// AddSequencedLeavesTx stores leaves at their LeafIndex inside the caller's write transaction,
+// with the semantics of storage.LogStorage.AddSequencedLeaves: the result has one entry per leaf,
+// in order, with status
+//   - OK: stored;
+//   - AlreadyExists: an identical leaf (identity hash, Merkle hash, value and extra data) is
+//     already at that index; the stored leaf is returned;
+//   - FailedPrecondition: a different leaf is at that index, or a leaf with the same identity hash
+//     is stored elsewhere; the stored leaf is returned;
+//   - OutOfRange: LeafIndex is negative.
+//
+// A leaf whose hashes are not 32 bytes fails the whole call. Nothing is written unless the caller
+// commits tx; the caller's other writes in tx become durable atomically with the leaves.
+func AddSequencedLeavesTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	return addSequencedLeaves(tb, leaves, ts)
+}
+
+// LatestRoot returns the tree's latest log root, or storage.ErrTreeNeedsInit if it has none.
+func (s *LogStorage) LatestRoot(treeID int64) (*types.LogRootV1, error) {
+	var root *types.LogRootV1
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		root, err = LatestRootTx(tx, treeID)
+		return err
+	})
+	return root, err
+}
+
+// LatestRootTx is LatestRoot inside the caller's transaction.
+func LatestRootTx(tx *bbolt.Tx, treeID int64) (*types.LogRootV1, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	root, _, err := latestRoot(tb)
+	if err == nil && root == nil {
+		err = storage.ErrTreeNeedsInit
+	}
+	return root, err
+}
+
+// RootAt returns the last root stored with the given tree size, or nil if none was.
+func (s *LogStorage) RootAt(treeID int64, size uint64) (*types.LogRootV1, error) {
+	var root *types.LogRootV1
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb, err := openTree(tx, treeID)
+		if err != nil {
+			return err
+		}
+		v := tb.root.Get(u64(size))
+		if v == nil {
+			return nil
+		}
+		root = &types.LogRootV1{}
+		return root.UnmarshalBinary(v)
+	})
+	return root, err
+}
+
+// ReadNodes returns the stored hashes of the Merkle nodes ids, in order, nil for a node not
+// stored. It needs no Trillian transaction, so tile serving does not contend with the sequencer
+// beyond bbolt's lock-free readers.
+func (s *LogStorage) ReadNodes(ctx context.Context, treeID int64, ids []compact.NodeID) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = ReadNodesTx(tx, treeID, ids)
+		return err
+	})
+	return out, err
+}
+
+// ReadNodesTx is ReadNodes inside the caller's transaction. The returned hashes are copies and
+// stay valid after tx ends.
+func ReadNodesTx(tx *bbolt.Tx, treeID int64, ids []compact.NodeID) ([][]byte, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		if v := tb.node.Get(nodeKey(id)); v != nil {
+			out[i] = append([]byte(nil), v...)
+		}
+	}
+	return out, nil
+}
+
+// ReadLeaves returns the stored leaves [start, start+count) that are contiguous from start,
+// integrated or not, without a Trillian transaction.
+func (s *LogStorage) ReadLeaves(ctx context.Context, treeID int64, start, count int64) ([]*trillian.LogLeaf, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*trillian.LogLeaf
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb, err := openTree(tx, treeID)
+		if err != nil {
+			return err
+		}
+		out, err = contiguousLeaves(tb, start, count, 0)
+		return err
+	})
+	return out, err
+}
+
+// EnsureTree returns the tree with the given ID, creating it (with that ID, which a caller can
+// keep fixed across nodes) and storing its empty initial root stamped now, if the file has
+// neither. Trillian's sequencer needs that initial root before it integrates anything.
+func EnsureTree(ctx context.Context, db *bbolt.DB, tree *trillian.Tree, now time.Time) (*trillian.Tree, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if tree.GetTreeId() <= 0 {
+		return nil, fmt.Errorf("boltstore: tree ID %d, want > 0", tree.GetTreeId())
+	}
+	var out *trillian.Tree
+	err := db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = ensureTreeTx(ctx, tx, tree, now)
+		return err
+	})
+	return out, err
+}
