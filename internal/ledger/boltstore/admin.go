@@ -71,8 +71,8 @@ func (s *AdminStorage) ReadWriteTransaction(ctx context.Context, f storage.Admin
 
 // adminTX is one bbolt transaction seen as a Trillian admin transaction.
 type adminTX struct {
-	mu   sync.Mutex
-	tx   *bbolt.Tx // nil once committed or closed
+	mu  sync.Mutex
+	tx  *bbolt.Tx // nil once committed or closed
 	now func() time.Time
 }
 
