@@ -1,0 +1,186 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/tree"
+	"github.com/google/trillian/types"
+	"github.com/google/trillian/util/clock"
+	"github.com/transparency-dev/merkle/compact"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+func newTestTree(t *testing.T) (*LogStorage, *AdminStorage) {
+	t.Helper()
+	db := openDB(t)
+	if _, err := EnsureTree(context.Background(), db, testTree, epoch); err != nil {
+		t.Fatalf("EnsureTree: %v", err)
+	}
+	return newStorage(t, db)
+}
+
+// TestAddSequencedLeavesStatus checks the per-leaf statuses, before and after integration.
+func TestAddSequencedLeavesStatus(t *testing.T) {
+	for _, integrated := range []bool{false, true} {
+		name := map[bool]string{false: "stored", true: "integrated"}[integrated]
+		t.Run(name, func(t *testing.T) {
+			ls, _ := newTestTree(t)
+			base := makeLeaves(0, 4, 16)
+			res, err := ls.AddSequencedLeaves(context.Background(), testTree, base, epoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if c := status.FromProto(r.Status).Code(); c != codes.OK {
+					t.Fatalf("leaf %d: %v, want OK", i, c)
+				}
+			}
+			if integrated {
+				if n := integrate(t, ls, clock.NewFake(epoch)); n != 4 {
+					t.Fatalf("integrated %d, want 4", n)
+				}
+			}
+			other := makeLeaves(10, 1, 16)[0] // a different leaf
+			elsewhere := proto.Clone(base[1]).(*trillian.LogLeaf)
+			elsewhere.LeafIndex = 20
+			extra := proto.Clone(base[3]).(*trillian.LogLeaf)
+			extra.ExtraData = []byte("changed")
+			negative := proto.Clone(other).(*trillian.LogLeaf)
+			negative.LeafIndex = -1
+			other.LeafIndex = 2
+			tests := []struct {
+				desc     string
+				leaf     *trillian.LogLeaf
+				want     codes.Code
+				wantLeaf *trillian.LogLeaf // the stored leaf reported back
+			}{
+				{"identical", base[0], codes.AlreadyExists, base[0]},
+				{"different leaf at occupied index", other, codes.FailedPrecondition, base[2]},
+				{"same identity at another index", elsewhere, codes.FailedPrecondition, base[1]},
+				{"different extra data", extra, codes.FailedPrecondition, base[3]},
+				{"negative index", negative, codes.OutOfRange, negative},
+			}
+			for _, tc := range tests {
+				res, err := ls.AddSequencedLeaves(context.Background(), testTree, []*trillian.LogLeaf{tc.leaf}, epoch)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.desc, err)
+				}
+				if got := status.FromProto(res[0].Status).Code(); got != tc.want {
+					t.Errorf("%s: status %v, want %v", tc.desc, got, tc.want)
+				}
+				if !sameLeaf(res[0].Leaf, tc.wantLeaf) {
+					t.Errorf("%s: reported leaf %x, want %x", tc.desc, res[0].Leaf.LeafIdentityHash, tc.wantLeaf.LeafIdentityHash)
+				}
+			}
+			got, err := ls.ReadLeaves(context.Background(), testTreeID, 0, 100)
+			if err != nil || len(got) != 4 {
+				t.Fatalf("ReadLeaves = %d, %v; want the 4 original leaves", len(got), err)
+			}
+			for i := range got {
+				if !sameLeaf(got[i], base[i]) {
+					t.Errorf("leaf %d was changed", i)
+				}
+			}
+		})
+	}
+}
+
+func TestAddSequencedLeavesBadHash(t *testing.T) {
+	ls, _ := newTestTree(t)
+	leaf := makeLeaves(0, 1, 8)[0]
+	leaf.MerkleLeafHash = leaf.MerkleLeafHash[:20]
+	if _, err := ls.AddSequencedLeaves(context.Background(), testTree, []*trillian.LogLeaf{leaf}, epoch); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("short hash: err = %v, want FailedPrecondition", err)
+	}
+}
+
+// TestImmutability checks that stored nodes cannot change and roots cannot shrink.
+func TestImmutability(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	id := compact.NewNodeID(0, 0)
+	h1, h2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	root := func(size uint64) []byte {
+		b, _ := (&types.LogRootV1{TreeSize: size, RootHash: h1}).MarshalBinary()
+		return b
+	}
+	steps := []struct {
+		desc string
+		f    func(tx storage.LogTreeTX) error
+		want error
+	}{
+		{"first write", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h1}}) }, nil},
+		{"same hash again", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h1}}) }, nil},
+		{"different hash", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h2}}) }, ErrNodeMismatch},
+		{"root 5", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)}) }, nil},
+		{"root 5 again", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)}) }, nil},
+		{"root 4", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(4)}) }, ErrRootRegression},
+	}
+	for _, s := range steps {
+		err := ls.ReadWriteTransaction(ctx, testTree, func(ctx context.Context, tx storage.LogTreeTX) error { return s.f(tx) })
+		if !errors.Is(err, s.want) || (s.want == nil) != (err == nil) {
+			t.Errorf("%s: err = %v, want %v", s.desc, err, s.want)
+		}
+	}
+	got, err := ls.ReadNodes(ctx, testTreeID, []compact.NodeID{id})
+	if err != nil || !bytes.Equal(got[0], h1) {
+		t.Fatalf("node = %x, %v; want %x", got[0], err, h1)
+	}
+}
+
+// TestTxLifecycle checks Commit/Close semantics: reads work before Commit, nothing works after,
+// and repeated Close is harmless.
+func TestTxLifecycle(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	tx, err := ls.SnapshotForTree(ctx, testTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.LatestSignedLogRoot(ctx); err != nil {
+		t.Fatalf("LatestSignedLogRoot before Commit: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if _, err := tx.GetMerkleNodes(ctx, nil); !errors.Is(err, ErrTxDone) {
+		t.Fatalf("read after Commit: err = %v, want ErrTxDone", err)
+	}
+	for range 2 {
+		if err := tx.Close(); err != nil {
+			t.Fatalf("Close after Commit: %v", err)
+		}
+	}
+	// A write in a snapshot is refused.
+	rtx, _ := ls.SnapshotForTree(ctx, testTree)
+	defer rtx.Close()
+	if _, err := rtx.(storage.LogTreeTX).DequeueLeaves(ctx, 1, epoch); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("DequeueLeaves in snapshot: err = %v, want FailedPrecondition", err)
+	}
+}
+
+// TestGetLeavesByHash checks lookup by Merkle leaf hash on a PREORDERED tree.
+func TestGetLeavesByHash(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	leaves := makeLeaves(0, 5, 8)
+	if _, err := ls.AddSequencedLeaves(ctx, testTree, leaves, epoch); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := ls.SnapshotForTree(ctx, testTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	got, err := tx.GetLeavesByHash(ctx, [][]byte{leaves[3].MerkleLeafHash, leaves[1].MerkleLeafHash, make([]byte, 32)}, true)
+	if err != nil || len(got) != 2 || got[0].LeafIndex != 1 || got[1].LeafIndex != 3 {
+		t.Fatalf("GetLeavesByHash = %v, %v; want leaves 1 and 3", got, err)
+	}
+}
