@@ -119,9 +119,15 @@ func TestImmutability(t *testing.T) {
 		{"first write", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h1}}) }, nil},
 		{"same hash again", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h1}}) }, nil},
 		{"different hash", func(tx storage.LogTreeTX) error { return tx.SetMerkleNodes(ctx, []tree.Node{{ID: id, Hash: h2}}) }, ErrNodeMismatch},
-		{"root 5", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)}) }, nil},
-		{"root 5 again", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)}) }, nil},
-		{"root 4", func(tx storage.LogTreeTX) error { return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(4)}) }, ErrRootRegression},
+		{"root 5", func(tx storage.LogTreeTX) error {
+			return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)})
+		}, nil},
+		{"root 5 again", func(tx storage.LogTreeTX) error {
+			return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(5)})
+		}, nil},
+		{"root 4", func(tx storage.LogTreeTX) error {
+			return tx.StoreSignedLogRoot(ctx, &trillian.SignedLogRoot{LogRoot: root(4)})
+		}, ErrRootRegression},
 	}
 	for _, s := range steps {
 		err := ls.ReadWriteTransaction(ctx, testTree, func(ctx context.Context, tx storage.LogTreeTX) error { return s.f(tx) })
