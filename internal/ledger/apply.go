@@ -1,0 +1,180 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/boltstore"
+)
+
+// Kind says what a replicated command does to the ledger.
+type Kind uint8
+
+const (
+	// KindEntries appends records (each a marshalled Record) at the next free indexes.
+	KindEntries Kind = 1
+	// KindBoundary marks the current size as a checkpoint boundary: every node integrates its
+	// tree exactly up to it and cosigns its root there, so all nodes cosign the same sizes.
+	KindBoundary Kind = 2
+)
+
+// Command is one committed raft log entry, decoded.
+type Command struct {
+	Index   uint64    // raft index
+	Kind    Kind      // what to do
+	Stamp   time.Time // the proposer's clock; Apply never reads its own
+	Records [][]byte  // for KindEntries
+}
+
+// Result is the outcome for one record.
+type Result struct {
+	Index     uint64 // where the entry is (its original index for a duplicate)
+	Duplicate bool   // the identity was already in the log
+	Err       error  // a deterministic rejection; nothing was stored for this record
+}
+
+// Apply applies committed commands in order, all in one bbolt transaction together with the raft
+// index of the last one, so a crash leaves either all of them applied or none. Commands at or
+// below the applied index are skipped (raft replays its log after a restart). It returns one
+// slice of results per command.
+//
+// A replica that cannot apply a committed command MUST NOT continue: Apply panics on storage
+// failure or on a fork (another leaf already at an index), because carrying on would serve a
+// state that differs from the other replicas'.
+func (l *Ledger) Apply(cmds []Command) [][]Result {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	st := l.st
+	out := make([][]Result, len(cmds))
+	next, applied, boundary := l.next.Load(), l.applied.Load(), l.boundary.Load()
+	err := st.db.Update(func(tx *bbolt.Tx) error {
+		for i, c := range cmds {
+			if c.Index != 0 && c.Index <= applied {
+				continue
+			}
+			switch c.Kind {
+			case KindEntries:
+				res, n, err := st.applyEntries(tx, next, c)
+				if err != nil {
+					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
+				}
+				out[i], next = res, n
+			case KindBoundary:
+				if next > boundary {
+					if err := tx.Bucket(bucketBoundaries).Put(u64(next), nil); err != nil {
+						return err
+					}
+					boundary = next
+				}
+				out[i] = []Result{{Index: boundary}}
+			default:
+				out[i] = []Result{{Err: fmt.Errorf("%w: unknown command kind %d", ErrMalformedRecord, c.Kind)}}
+			}
+			if c.Index != 0 {
+				applied = c.Index
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		if err := m.Put(keyNext, u64(next)); err != nil {
+			return err
+		}
+		return m.Put(keyApplied, u64(applied))
+	})
+	if err != nil {
+		panic(fmt.Sprintf("ledger: cannot apply committed commands: %v", err))
+	}
+	l.next.Store(next)
+	l.applied.Store(applied)
+	l.boundary.Store(boundary)
+	l.poke()
+	return out
+}
+
+// applyEntries stores the records of one command from index next on and returns the new next.
+func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, uint64, error) {
+	ids := tx.Bucket(bucketIdentity)
+	res := make([]Result, len(c.Records))
+	leaves := make([]*trillian.LogLeaf, 0, len(c.Records))
+	first := next
+	for i, raw := range c.Records {
+		var r Record
+		if err := r.UnmarshalBinary(raw); err != nil {
+			res[i].Err = err
+			continue
+		}
+		if v := ids.Get(r.Identity[:]); v != nil {
+			res[i] = Result{Index: getU64(v), Duplicate: true}
+			continue
+		}
+		if err := ids.Put(r.Identity[:], u64(next)); err != nil {
+			return nil, 0, err
+		}
+		if r.Blob != nil {
+			if err := tx.Bucket(bucketBlobs).Put(u64(next), r.Blob); err != nil {
+				return nil, 0, err
+			}
+		}
+		leaves = append(leaves, &trillian.LogLeaf{
+			LeafIndex:        int64(next),
+			LeafValue:        bytes.Clone(r.Leaf),
+			MerkleLeafHash:   rfc6962.DefaultHasher.HashLeaf(r.Leaf),
+			LeafIdentityHash: bytes.Clone(r.Identity[:]),
+		})
+		res[i].Index = next
+		next++
+	}
+	if len(leaves) == 0 {
+		return res, next, nil
+	}
+	stamp := c.Stamp
+	if stamp.IsZero() {
+		stamp = time.Unix(0, 0)
+	}
+	queued, err := boltstore.AddSequencedLeavesTx(tx, st.tree.TreeId, leaves, stamp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store leaves %d..%d: %w", first, next-1, err)
+	}
+	for _, q := range queued {
+		if code := codes.Code(q.GetStatus().GetCode()); code != codes.OK {
+			return nil, 0, fmt.Errorf("%w: index %d: %s", ErrFork, q.GetLeaf().GetLeafIndex(), q.GetStatus().GetMessage())
+		}
+	}
+	return res, next, nil
+}
+
+// Lookup returns the index of an entry by identity.
+func (l *Ledger) Lookup(id Identity) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var idx uint64
+	found := false
+	err := l.st.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketIdentity).Get(id[:]); len(v) == 8 {
+			idx, found = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return idx, nil
+}
+
+// poke wakes the sequencer without blocking.
+func (l *Ledger) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+

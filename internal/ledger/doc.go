@@ -1,0 +1,26 @@
+// Package ledger is a node's replicated state: the entries of the log, an index of their
+// identities, and the node's own Trillian tree (type PREORDERED_LOG) over them.
+//
+// The raft state machine calls Apply with committed commands. In one bbolt transaction Apply
+// deduplicates each record by identity, assigns the next index, stores the leaf in Trillian's
+// storage at that index (through the embedded provider in package boltstore, which shares the
+// file), and records the raft index it applied. Either all of a batch is durable or none of it is;
+// after a restart raft replays from its last snapshot and Apply skips what the file already holds.
+//
+// Trillian's own sequencer (log.IntegrateBatch) then integrates the leaves into the tree on every
+// node, so every node computes its Merkle root itself; nothing trusts another node's root. The
+// sequencer runs as soon as Apply adds leaves, not on a timer, and it stops at every checkpoint
+// boundary (a replicated command proposed by the leader): there the OnBoundary hook sees the
+// node's root at exactly that size, which is the size every node cosigns.
+//
+// Contracts:
+//   - An index returned by Apply MUST NOT change: a different leaf at an occupied index is a fork,
+//     and Apply panics rather than serve it (ErrFork).
+//   - Apply MUST NOT read a clock, randomness or the network: the proposer stamps the time.
+//   - Restore MUST recompute the tree root from the restored leaves and refuse a snapshot whose
+//     stored tree disagrees (ErrTreeMismatch).
+//   - Proofs, tiles and entry bundles are served only up to the size the node has integrated.
+//
+// The leaf data format is Leaf (JSON); tile entry bundles carry leaves of at most 64 KiB, and a
+// larger envelope is committed to by digest and stored beside the tree.
+package ledger

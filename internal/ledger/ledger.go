@@ -1,0 +1,312 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/extension"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/monitoring"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/server"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/types"
+	"github.com/google/trillian/util/clock"
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"k8s.io/klog/v2"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/boltstore"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound means the index or identity is not in the log.
+	ErrNotFound = errors.New("not found")
+	// ErrClosed means the ledger has been closed.
+	ErrClosed = errors.New("ledger closed")
+	// ErrFork means a committed command would put a different leaf at an occupied index. A node
+	// that sees it stops: its store and the replicated log disagree.
+	ErrFork = errors.New("fork: a different leaf is already stored at this index")
+	// ErrTreeMismatch means the stored tree does not match the root recomputed from the leaves.
+	ErrTreeMismatch = errors.New("stored tree does not match its leaves")
+)
+
+// Bucket names of the ledger's own state in state.db; Trillian's buckets live beside them.
+var (
+	bucketMeta       = []byte("ledger/meta")
+	bucketIdentity   = []byte("ledger/identity")
+	bucketBlobs      = []byte("ledger/blobs")
+	bucketBoundaries = []byte("ledger/boundaries")
+
+	keyApplied = []byte("applied") // last applied raft index
+	keyNext    = []byte("next")    // next leaf index (entries assigned so far)
+	keyTreeID  = []byte("tree_id") // the node's own Trillian tree
+)
+
+// Config configures a Ledger.
+type Config struct {
+	// Path of the bbolt file holding the replicated state and the node's Trillian tree.
+	Path string
+	// IntegrateBatch bounds how many leaves one Trillian integration step takes.
+	IntegrateBatch int
+	// OnBoundary, if set, is called by the sequencer each time the tree reaches a checkpoint
+	// boundary, with the size and the root the node computed itself. It runs on the sequencer
+	// goroutine: integration waits for it.
+	OnBoundary func(ctx context.Context, size uint64, root []byte)
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.IntegrateBatch <= 0 {
+		c.IntegrateBatch = 4096
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Path == "" {
+		return errors.New("ledger: Path is required")
+	}
+	return nil
+}
+
+// store is everything bound to one open state.db; Restore swaps it whole.
+type store struct {
+	db    *bbolt.DB
+	logs  *boltstore.LogStorage
+	admin *boltstore.AdminStorage
+	srv   *server.TrillianLogRPCServer
+	tree  *trillian.Tree
+}
+
+// Ledger is a node's replicated state: entries, their identities, and the node's own Trillian
+// tree over them. See doc.go for its contracts.
+type Ledger struct {
+	cfg Config
+	log *slog.Logger
+
+	mu sync.RWMutex // guards st; held for reading by every operation, for writing by Restore
+	st *store
+
+	applied    atomic.Uint64 // last applied raft index
+	next       atomic.Uint64 // entries assigned
+	integrated atomic.Uint64 // tree size the node has computed
+	boundary   atomic.Uint64 // last checkpoint boundary applied
+
+	kick     chan struct{} // wakes the sequencer
+	changed  chan struct{} // closed and replaced whenever the tree grows
+	changeMu sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   atomic.Bool
+}
+
+var quietTrillian sync.Once
+
+// silenceTrillian routes Trillian's klog output away from stderr (the node logs through slog) and
+// initialises its sequencer metrics, which IntegrateBatch requires.
+func silenceTrillian() {
+	quietTrillian.Do(func() {
+		fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+		klog.InitFlags(fs)
+		_ = fs.Set("logtostderr", "false")
+		_ = fs.Set("alsologtostderr", "false")
+		_ = fs.Set("stderrthreshold", "FATAL")
+		klog.SetOutput(io.Discard)
+		tlog.InitMetrics(monitoring.InertMetricFactory{})
+	})
+}
+
+// Open opens (creating on first use) the ledger at cfg.Path and starts its sequencer.
+func Open(ctx context.Context, cfg Config) (*Ledger, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	silenceTrillian()
+	st, err := openStore(ctx, cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{cfg: cfg, log: cfg.Logger, st: st, kick: make(chan struct{}, 1), changed: make(chan struct{})}
+	if err := l.loadCounters(ctx); err != nil {
+		st.db.Close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.done = cancel, make(chan struct{})
+	go l.sequence(sctx)
+	l.poke()
+	return l, nil
+}
+
+func openStore(ctx context.Context, path string) (*store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	st, err := newStore(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create buckets: %w", err)
+	}
+	logs, err := boltstore.NewLogStorage(db)
+	if err != nil {
+		return nil, err
+	}
+	admin := boltstore.NewAdminStorage(db)
+	st := &store{db: db, logs: logs, admin: admin}
+	st.srv = server.NewTrillianLogRPCServer(extension.Registry{
+		AdminStorage:  admin,
+		LogStorage:    logs,
+		QuotaManager:  quota.Noop(),
+		MetricFactory: monitoring.InertMetricFactory{},
+	}, clock.System)
+	if err := st.ensureTree(ctx); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ensureTree finds the node's tree, or creates and initialises it on first use.
+func (st *store) ensureTree(ctx context.Context) error {
+	var id int64
+	_ = st.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyTreeID); len(v) == 8 {
+			id = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	if id == 0 {
+		tree, err := storage.CreateTree(ctx, st.admin, &trillian.Tree{
+			TreeState:       trillian.TreeState_ACTIVE,
+			TreeType:        trillian.TreeType_PREORDERED_LOG,
+			DisplayName:     "witnessnet",
+			MaxRootDuration: durationpb.New(0),
+		})
+		if err != nil {
+			return fmt.Errorf("create tree: %w", err)
+		}
+		if _, err := st.srv.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
+			return fmt.Errorf("init tree: %w", err)
+		}
+		id = tree.TreeId
+		if err := st.db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyTreeID, u64(uint64(id)))
+		}); err != nil {
+			return fmt.Errorf("record tree id: %w", err)
+		}
+	}
+	tree, err := storage.GetTree(ctx, st.admin, id)
+	if err != nil {
+		return fmt.Errorf("load tree %d: %w", id, err)
+	}
+	st.tree = tree
+	return nil
+}
+
+func (l *Ledger) loadCounters(ctx context.Context) error {
+	st := l.st
+	err := st.db.View(func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		l.applied.Store(getU64(m.Get(keyApplied)))
+		l.next.Store(getU64(m.Get(keyNext)))
+		if k, _ := tx.Bucket(bucketBoundaries).Cursor().Last(); k != nil {
+			l.boundary.Store(binary.BigEndian.Uint64(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	root, err := st.latestRoot(ctx)
+	if err != nil {
+		return err
+	}
+	l.integrated.Store(root.TreeSize)
+	return nil
+}
+
+func (st *store) latestRoot(ctx context.Context) (*types.LogRootV1, error) {
+	resp, err := st.srv.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: st.tree.TreeId})
+	if err != nil {
+		return nil, fmt.Errorf("latest root: %w", err)
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(resp.SignedLogRoot.LogRoot); err != nil {
+		return nil, fmt.Errorf("latest root: %w", err)
+	}
+	return &root, nil
+}
+
+// Close stops the sequencer and closes state.db. Order: stop the sequencer (it may be inside a
+// Trillian transaction), then close the database.
+func (l *Ledger) Close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.cancel()
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.db.Close()
+}
+
+// AppliedIndex is the raft index of the last command applied to the state.
+func (l *Ledger) AppliedIndex() uint64 { return l.applied.Load() }
+
+// Size is the number of entries assigned an index (committed), integrated or not.
+func (l *Ledger) Size() uint64 { return l.next.Load() }
+
+// TreeSize is the size of the tree the node has computed so far.
+func (l *Ledger) TreeSize() uint64 { return l.integrated.Load() }
+
+// LastBoundary is the size of the last checkpoint boundary applied.
+func (l *Ledger) LastBoundary() uint64 { return l.boundary.Load() }
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func getU64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// remove is os.Remove that ignores a missing file.
+func remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MaxBundleEntry is the largest leaf that a C2SP tlog-tiles entry bundle can hold (its length
+// prefix is two bytes). Larger envelopes are committed to by digest; see Leaf.
+const MaxBundleEntry = 1<<16 - 1
+
+// ErrMalformedRecord is the rejection for a proposed record that does not decode. It is
+// deterministic: every replica rejects the same bytes the same way.
+var ErrMalformedRecord = errors.New("malformed record")
+
+// Identity is the identity of an entry: SHA-256 of the envelope bytes exactly as the submitter
+// sent them. Resubmissions of the same bytes are deduplicated by it.
+type Identity [sha256.Size]byte
+
+// IdentityOf returns the identity of envelope bytes.
+func IdentityOf(envelope []byte) Identity { return sha256.Sum256(envelope) }
+
+// String renders the identity the way the API does: "sha256:<hex>".
+func (id Identity) String() string { return "sha256:" + hex.EncodeToString(id[:]) }
+
+// ParseIdentity parses "sha256:<hex>".
+func ParseIdentity(s string) (Identity, error) {
+	var id Identity
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return id, fmt.Errorf("identity %q: want sha256:<hex>", s)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("identity %q: want 64 hex digits", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Leaf is the Merkle leaf data of an entry, the bytes a tile entry bundle holds and the leaf hash
+// commits to. It is produced once, by the node that admitted the entry, and replicated verbatim,
+// so every replica hashes identical bytes.
+//
+// An envelope that fits in a bundle is carried whole. A larger one is carried by digest and size;
+// the envelope itself stays retrievable from every node and is checked against the digest.
+type Leaf struct {
+	Envelope       []byte   `json:"envelope,omitempty"`
+	EnvelopeSHA256 string   `json:"envelope_sha256,omitempty"`
+	EnvelopeSize   int      `json:"envelope_size,omitempty"`
+	Layout         string   `json:"layout,omitempty"`
+	PublicKeys     []string `json:"public_keys,omitempty"`
+}
+
+// NewLeaf builds the leaf data for an envelope. It returns the leaf bytes and, for envelopes too
+// large for an entry bundle, the envelope as a separate blob.
+func NewLeaf(envelope []byte, layout string, publicKeys []string) (leaf, blob []byte, err error) {
+	l := Leaf{Envelope: envelope, Layout: layout, PublicKeys: publicKeys}
+	leaf, err = json.Marshal(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(leaf) <= MaxBundleEntry {
+		return leaf, nil, nil
+	}
+	id := IdentityOf(envelope)
+	l = Leaf{EnvelopeSHA256: hex.EncodeToString(id[:]), EnvelopeSize: len(envelope), Layout: layout, PublicKeys: publicKeys}
+	leaf, err = json.Marshal(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(leaf) > MaxBundleEntry {
+		return nil, nil, fmt.Errorf("leaf metadata is %d bytes, more than an entry bundle holds", len(leaf))
+	}
+	return leaf, envelope, nil
+}
+
+// ParseLeaf decodes leaf data.
+func ParseLeaf(b []byte) (*Leaf, error) {
+	var l Leaf
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("leaf: %w", err)
+	}
+	if (len(l.Envelope) == 0) == (l.EnvelopeSHA256 == "") {
+		return nil, errors.New("leaf: exactly one of envelope and envelope_sha256 must be set")
+	}
+	return &l, nil
+}
+
+// Record is one proposed entry, as the admitting node hands it to consensus.
+type Record struct {
+	Identity Identity
+	Leaf     []byte // Merkle leaf data, at most MaxBundleEntry bytes
+	Blob     []byte // the envelope, when Leaf carries it by digest only
+}
+
+const recordVersion = 1
+
+// MarshalBinary encodes a record: version, identity, uvarint-prefixed leaf, uvarint-prefixed blob.
+func (r *Record) MarshalBinary() ([]byte, error) {
+	out := make([]byte, 0, 1+len(r.Identity)+2*binary.MaxVarintLen64+len(r.Leaf)+len(r.Blob))
+	out = append(out, recordVersion)
+	out = append(out, r.Identity[:]...)
+	out = binary.AppendUvarint(out, uint64(len(r.Leaf)))
+	out = append(out, r.Leaf...)
+	out = binary.AppendUvarint(out, uint64(len(r.Blob)))
+	out = append(out, r.Blob...)
+	return out, nil
+}
+
+// UnmarshalBinary decodes a record. The leaf and blob alias b.
+func (r *Record) UnmarshalBinary(b []byte) error {
+	if len(b) < 1+len(r.Identity) || b[0] != recordVersion {
+		return fmt.Errorf("%w: bad header", ErrMalformedRecord)
+	}
+	copy(r.Identity[:], b[1:])
+	b = b[1+len(r.Identity):]
+	var err error
+	if r.Leaf, b, err = cutField(b); err != nil {
+		return err
+	}
+	if r.Blob, b, err = cutField(b); err != nil {
+		return err
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformedRecord, len(b))
+	}
+	if len(r.Leaf) == 0 || len(r.Leaf) > MaxBundleEntry {
+		return fmt.Errorf("%w: leaf of %d bytes", ErrMalformedRecord, len(r.Leaf))
+	}
+	if len(r.Blob) == 0 {
+		r.Blob = nil
+	}
+	return nil
+}
+
+func cutField(b []byte) (field, rest []byte, err error) {
+	n, k := binary.Uvarint(b)
+	// Non-minimal varints are refused so that every record has exactly one encoding.
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-k) {
+		return nil, nil, fmt.Errorf("%w: bad length", ErrMalformedRecord)
+	}
+	return b[k : k+int(n)], b[k+int(n):], nil
+}
