@@ -177,4 +177,3 @@ func (l *Ledger) poke() {
 	default:
 	}
 }
-

@@ -276,4 +276,3 @@ func (l *Ledger) VerifyTree(ctx context.Context) error {
 	}
 	return nil
 }
-
