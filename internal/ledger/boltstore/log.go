@@ -274,3 +274,39 @@ func EnsureTree(ctx context.Context, db *bbolt.DB, tree *trillian.Tree, now time
 	})
 	return out, err
 }
+
+// ReadNodeRange returns the hashes of nodes (level, start), (level, start+1), ... up to count of
+// them, stopping at the first node not stored: one C2SP tile row is ReadNodeRange(8*L, 256*N, 256).
+func (s *LogStorage) ReadNodeRange(ctx context.Context, treeID int64, level uint, start uint64, count int) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if level > 63 || count < 0 {
+		return nil, fmt.Errorf("boltstore: node range level %d count %d out of range", level, count)
+	}
+	var out [][]byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb, err := openTree(tx, treeID)
+		if err != nil {
+			return err
+		}
+		c := tb.node.Cursor()
+		k, v := c.Seek(nodeKey(compact.NewNodeID(level, start)))
+		for want := start; len(out) < count; want++ {
+			if k == nil {
+				break
+			}
+			id, err := decodeNodeKey(k)
+			if err != nil {
+				return err
+			}
+			if id.Level != level || id.Index != want {
+				break
+			}
+			out = append(out, append([]byte(nil), v...))
+			k, v = c.Next()
+		}
+		return nil
+	})
+	return out, err
+}

@@ -140,6 +140,19 @@ func checkTree(t *testing.T, ls *LogStorage, leaves []*trillian.LogLeaf) {
 	if got[len(ids)-1] != nil {
 		t.Fatalf("node beyond the tree is stored")
 	}
+	// Tile rows: level-0 (leaf hashes) and level-8 rows read as contiguous ranges.
+	for _, level := range []uint{0, 8} {
+		row, err := ls.ReadNodeRange(context.Background(), testTreeID, level, 0, 256)
+		width := min(256, len(leaves)>>level)
+		if err != nil || len(row) != width {
+			t.Fatalf("ReadNodeRange(level %d) = %d hashes, %v; want %d", level, len(row), err, width)
+		}
+		for i, h := range row {
+			if want := nodes[compact.NewNodeID(level, uint64(i))]; !bytes.Equal(h, want) {
+				t.Fatalf("tile row level %d hash %d = %x, want %x", level, i, h, want)
+			}
+		}
+	}
 	stored, err := ls.ReadLeaves(context.Background(), testTreeID, 0, int64(len(leaves))+10)
 	if err != nil || len(stored) != len(leaves) {
 		t.Fatalf("ReadLeaves = %d leaves, %v; want %d", len(stored), err, len(leaves))
