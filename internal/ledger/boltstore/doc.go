@@ -42,7 +42,10 @@
 //
 // Sequenced leaves are immutable too: AddSequencedLeaves never overwrites an index; an identical
 // leaf is reported AlreadyExists and a different one FailedPrecondition (a fork, for witnessnet).
-// Log roots may only grow: StoreSignedLogRoot refuses a root smaller than the latest
+// The SQL providers report FailedPrecondition even for an identical re-add; this one follows
+// the interface's documented AlreadyExists, which lets a replayed write be told from a fork.
+// Trillian's sequencer never updates PREORDERED_LOG leaves, so their IntegrateTimestamp stays
+// zero. Log roots may only grow: StoreSignedLogRoot refuses a root smaller than the latest
 // (ErrRootRegression). A later root of the same size replaces the earlier one in the history.
 //
 // # Contracts
