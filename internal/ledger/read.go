@@ -64,26 +64,16 @@ func (l *Ledger) RootAt(ctx context.Context, size uint64) ([]byte, error) {
 func (l *Ledger) nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	tx, err := l.st.logs.SnapshotForTree(ctx, l.st.tree)
+	hashes, err := l.st.logs.ReadNodes(ctx, l.st.tree.TreeId, ids)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Close()
-	nodes, err := tx.GetMerkleNodes(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	if len(nodes) != len(ids) {
-		return nil, fmt.Errorf("%w: %d of %d tree nodes missing", ErrTreeMismatch, len(ids)-len(nodes), len(ids))
-	}
-	out := make([][]byte, len(ids))
-	for i, n := range nodes {
-		if n.ID != ids[i] {
-			return nil, fmt.Errorf("%w: node %v returned for %v", ErrTreeMismatch, n.ID, ids[i])
+	for i, h := range hashes {
+		if h == nil {
+			return nil, fmt.Errorf("%w: tree node %v is missing", ErrTreeMismatch, ids[i])
 		}
-		out[i] = n.Hash
 	}
-	return out, tx.Commit(ctx)
+	return hashes, nil
 }
 
 // Leaves returns the leaves [start, start+count) that have been committed, integrated or not.
@@ -202,13 +192,14 @@ func (l *Ledger) HashTile(ctx context.Context, level, index, width uint64) ([]by
 	if index*TileWidth+width > avail {
 		return nil, fmt.Errorf("%w: tile %d/%d width %d", ErrNotFound, level, index, width)
 	}
-	ids := make([]compact.NodeID, width)
-	for i := range ids {
-		ids[i] = compact.NewNodeID(uint(level*TileHeight), index*TileWidth+uint64(i))
-	}
-	hashes, err := l.nodes(ctx, ids)
+	l.mu.RLock()
+	hashes, err := l.st.logs.ReadNodeRange(ctx, l.st.tree.TreeId, uint(level*TileHeight), index*TileWidth, int(width))
+	l.mu.RUnlock()
 	if err != nil {
 		return nil, err
+	}
+	if uint64(len(hashes)) != width {
+		return nil, fmt.Errorf("%w: tile %d/%d has %d of %d hashes", ErrTreeMismatch, level, index, len(hashes), width)
 	}
 	out := make([]byte, 0, len(hashes)*32)
 	for _, h := range hashes {
