@@ -1,0 +1,82 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrMalformedCommand is the deterministic rejection of log data that does not decode.
+var ErrMalformedCommand = errors.New("malformed command")
+
+// Command is one replicated command: a kind the state machine interprets, the proposer's clock
+// (the state machine never reads its own), and the records it carries. Index and Term are set
+// when the command is applied.
+type Command struct {
+	Index   uint64
+	Term    uint64
+	Kind    uint8
+	Stamp   time.Time
+	Records [][]byte
+}
+
+const commandVersion = 1
+
+// EncodeCommand encodes kind, stamp and records:
+// version byte, kind byte, stamp (int64 Unix nanoseconds, big endian), uvarint record count,
+// then each record as uvarint length and bytes.
+func EncodeCommand(kind uint8, stamp time.Time, records [][]byte) []byte {
+	n := 2 + 8 + binary.MaxVarintLen64
+	for _, r := range records {
+		n += binary.MaxVarintLen64 + len(r)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, commandVersion, kind)
+	out = binary.BigEndian.AppendUint64(out, uint64(stamp.UnixNano()))
+	out = binary.AppendUvarint(out, uint64(len(records)))
+	for _, r := range records {
+		out = binary.AppendUvarint(out, uint64(len(r)))
+		out = append(out, r...)
+	}
+	return out
+}
+
+// DecodeCommand decodes what EncodeCommand wrote. Records alias b. Every valid command has exactly
+// one encoding: non-minimal varints and trailing bytes are refused.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if len(b) < 10 || b[0] != commandVersion {
+		return c, fmt.Errorf("%w: bad header", ErrMalformedCommand)
+	}
+	c.Kind = b[1]
+	c.Stamp = time.Unix(0, int64(binary.BigEndian.Uint64(b[2:10]))).UTC()
+	b = b[10:]
+	count, k := uvarint(b)
+	if k <= 0 || count > uint64(len(b)) {
+		return c, fmt.Errorf("%w: bad record count", ErrMalformedCommand)
+	}
+	b = b[k:]
+	c.Records = make([][]byte, 0, count)
+	for range count {
+		l, k := uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return c, fmt.Errorf("%w: bad record length", ErrMalformedCommand)
+		}
+		c.Records = append(c.Records, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return c, fmt.Errorf("%w: %d trailing bytes", ErrMalformedCommand, len(b))
+	}
+	return c, nil
+}
+
+// uvarint is binary.Uvarint that refuses non-minimal encodings.
+func uvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k > 0 && k != len(binary.AppendUvarint(nil, v)) {
+		return 0, -1
+	}
+	return v, k
+}

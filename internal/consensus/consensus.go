@@ -1,0 +1,328 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotLeader means this node cannot propose: it is not the leader, or it has not yet
+	// confirmed its leadership with a barrier. Leader() says where to go instead.
+	ErrNotLeader = errors.New("not the raft leader")
+	// ErrLeadershipLost means leadership was lost while a proposal was in flight. Its outcome is
+	// indeterminate: the command may or may not be committed by the next leader.
+	ErrLeadershipLost = errors.New("leadership lost while the proposal was in flight; outcome unknown")
+	// ErrShutdown means the node is shutting down.
+	ErrShutdown = errors.New("raft is shut down")
+	// ErrTooLarge means a command exceeds MaxCommandBytes.
+	ErrTooLarge = errors.New("command too large")
+)
+
+// StateMachine is what consensus replicates into. It is applied serially.
+type StateMachine interface {
+	// Apply applies committed commands in log order and returns one response per command.
+	// A command that cannot be applied because the replica is broken MUST panic; an invalid
+	// command MUST be rejected deterministically in its response.
+	Apply(cmds []Command) []any
+	// AppliedIndex is the raft index of the last command whose effects are durable. The state
+	// machine MUST persist it atomically with those effects.
+	AppliedIndex() uint64
+	// Snapshot streams the state; Restore replaces the state with a stream Snapshot wrote.
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Peer is one voting member.
+type Peer struct {
+	ID      string
+	Address string
+}
+
+// Config configures a Node.
+type Config struct {
+	ID        string
+	Dir       string         // raft's WAL and snapshots live here
+	Transport raft.Transport // TCP in production, in-memory in tests
+	Peers     []Peer         // the initial voters, this node included; used once, to bootstrap
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	MaxAppendEntries   int
+	MaxCommandBytes    int
+	// WALSegmentBytes is the size of one raft-wal segment file. The WAL drops old entries a
+	// whole segment at a time, so this also bounds how much log outlives a snapshot.
+	WALSegmentBytes int
+	Logger          *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := raft.DefaultConfig()
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = 500 * time.Millisecond
+	}
+	if c.LeaderLeaseTimeout <= 0 {
+		c.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 5 * time.Millisecond
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = def.SnapshotInterval
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 16384
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 4096
+	}
+	if c.MaxAppendEntries <= 0 {
+		c.MaxAppendEntries = 256
+	}
+	if c.MaxCommandBytes <= 0 {
+		c.MaxCommandBytes = 16 << 20
+	}
+	if c.WALSegmentBytes <= 0 {
+		c.WALSegmentBytes = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.ID == "" || c.Dir == "" || c.Transport == nil {
+		return errors.New("consensus: ID, Dir and Transport are required")
+	}
+	if len(c.Peers) == 0 {
+		return errors.New("consensus: Peers must list the initial voters")
+	}
+	return nil
+}
+
+// Node is one raft member.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	wal   *wal.WAL
+	ready atomic.Bool // leader and past its barrier
+	fsm   *fsm
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// New opens (or bootstraps) a raft member. Every initial member bootstraps with the identical
+// configuration, which raft accepts as one cluster.
+func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, err
+	}
+	hl := HCLog(cfg.Logger, "raft")
+	w, err := wal.Open(walDir, wal.WithSegmentSize(cfg.WALSegmentBytes), wal.WithLogger(hl.Named("wal")))
+	if err != nil {
+		return nil, fmt.Errorf("open raft wal: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open snapshots: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
+	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	// The state machine is durable and skips what it already holds, so restoring the last
+	// snapshot at start-up would only replace newer state with older.
+	rc.NoSnapshotRestoreOnStart = true
+
+	has, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	if !has {
+		var servers []raft.Server
+		for _, p := range cfg.Peers {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+		}
+		if err := raft.BootstrapCluster(rc, w, w, snaps, cfg.Transport, raft.Configuration{Servers: servers}); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: &fsm{sm: sm}}
+	r, err := raft.NewRaft(rc, n.fsm, w, w, snaps, cfg.Transport)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	n.wg.Add(1)
+	go n.watchLeadership()
+	return n, nil
+}
+
+// watchLeadership marks the node ready to propose only after a barrier: a new leader MUST NOT
+// act before every command of earlier terms is applied to its own state.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leader := <-n.raft.LeaderCh():
+			n.ready.Store(false)
+			if !leader {
+				continue
+			}
+			if err := n.raft.Barrier(30 * time.Second).Error(); err != nil {
+				n.log.Warn("barrier after election", "err", err)
+				continue
+			}
+			if n.raft.State() == raft.Leader {
+				n.ready.Store(true)
+				n.log.Info("leading", "term", n.raft.CurrentTerm())
+			}
+		}
+	}
+}
+
+// IsLeader reports whether this node leads and may propose.
+func (n *Node) IsLeader() bool { return n.ready.Load() && n.raft.State() == raft.Leader }
+
+// Leader returns the ID and address of the current leader, empty if unknown.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Stats is a snapshot of raft's counters.
+type Stats struct {
+	State        string
+	Term         uint64
+	LastIndex    uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+}
+
+// Stats returns raft's state and counters.
+func (n *Node) Stats() Stats {
+	s := n.raft.Stats()
+	u := func(k string) uint64 { v, _ := strconv.ParseUint(s[k], 10, 64); return v }
+	return Stats{State: n.raft.State().String(), Term: u("term"), LastIndex: u("last_log_index"),
+		CommitIndex: u("commit_index"), AppliedIndex: u("applied_index")}
+}
+
+// Propose replicates one command and returns the state machine's response to it. It MUST NOT
+// return a response before the command is committed by a quorum and applied on this node. On
+// ErrLeadershipLost or a context error the outcome is unknown.
+func (n *Node) Propose(ctx context.Context, kind uint8, records [][]byte) (any, error) {
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	data := EncodeCommand(kind, time.Now(), records)
+	if len(data) > n.cfg.MaxCommandBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
+	}
+	timeout := time.Duration(0)
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := n.raft.Apply(data, timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrLeadershipLost, ctx.Err())
+	case err := <-done:
+		switch {
+		case err == nil:
+			return f.Response(), nil
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return nil, ErrLeadershipLost
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, ErrShutdown
+		default:
+			return nil, err
+		}
+	}
+}
+
+// WaitApplied blocks until this node has applied index or ctx ends.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the member. Order: a leader first hands leadership to another voter (so a
+// SIGTERM'd leader costs the cluster no election timeout), then raft stops, then the WAL closes.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.once.Do(func() {
+		if n.raft.State() == raft.Leader && len(n.raft.GetConfiguration().Configuration().Servers) > 1 {
+			f := n.raft.LeadershipTransfer()
+			done := make(chan error, 1)
+			go func() { done <- f.Error() }()
+			select {
+			case terr := <-done:
+				if terr != nil {
+					n.log.Warn("leadership transfer", "err", terr)
+				}
+			case <-ctx.Done():
+			}
+		}
+		close(n.stop)
+		err = n.raft.Shutdown().Error()
+		n.wg.Wait()
+		if cerr := n.wal.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// Raft exposes the underlying raft instance to tests and the status page.
+func (n *Node) Raft() *raft.Raft { return n.raft }

@@ -1,0 +1,192 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestReplicatesInOneOrder(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	var wg sync.WaitGroup
+	errs := make(chan error, 600)
+	for i := range 600 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- propose(t, l.node, fmt.Sprintf("r%d", i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(600)
+	sameRecords(t, c)
+	// Concurrent proposals were grouped: raft's batch apply hands several commands to one
+	// state-machine call.
+	if calls := l.sm.applies.Load(); calls == 0 {
+		t.Fatal("nothing applied")
+	}
+}
+
+func TestFollowerRefusesAndNamesLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	for _, m := range c.members {
+		if m == l {
+			continue
+		}
+		if _, err := m.node.Propose(context.Background(), 1, nil); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("follower %s: %v", m.id, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if id, _ := m.node.Leader(); id == l.id {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("follower %s does not know the leader", m.id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// An isolated leader must not acknowledge anything proposed after it was cut off, while the
+// majority elects a new leader and carries on.
+func TestIsolatedLeaderAcknowledgesNothing(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	old := c.leader()
+	if err := propose(t, old.node, "before"); err != nil {
+		t.Fatal(err)
+	}
+	c.isolate(old)
+	var mu sync.Mutex
+	acked := 0
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := propose(t, old.node, fmt.Sprintf("lost%d", i)); err == nil {
+				mu.Lock()
+				acked++
+				mu.Unlock()
+			}
+		}()
+	}
+	var rest []*member
+	for _, m := range c.members {
+		if m != old {
+			rest = append(rest, m)
+		}
+	}
+	nl := c.leader(rest...)
+	if err := propose(t, nl.node, "after"); err != nil {
+		t.Fatalf("majority cannot commit: %v", err)
+	}
+	wg.Wait()
+	if acked != 0 {
+		t.Fatalf("isolated leader acknowledged %d proposals", acked)
+	}
+	if old.node.IsLeader() {
+		t.Fatal("isolated node still claims leadership")
+	}
+	c.connectAll()
+	c.waitConverged(2)
+	sameRecords(t, c)
+}
+
+func TestRestartDoesNotReapply(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	for i := range 50 {
+		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(50)
+	var f *member
+	for _, m := range c.members {
+		if m != l {
+			f = m
+			break
+		}
+	}
+	c.stop(f)
+	for i := 50; i < 80; i++ {
+		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.start(f)
+	c.waitConverged(80)
+	sameRecords(t, c)
+	// The restarted member applied only the 30 commands it missed, never the 50 it held.
+	if got := f.sm.applies.Load(); got != 30 {
+		t.Fatalf("restarted member applied %d commands, want 30", got)
+	}
+}
+
+func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.TrailingLogs = 10
+		cfg.SnapshotThreshold = 20
+		cfg.SnapshotInterval = time.Hour
+		cfg.WALSegmentBytes = 1024
+	})
+	l := c.leader()
+	var f *member
+	for _, m := range c.members {
+		if m != l {
+			f = m
+			break
+		}
+	}
+	c.isolate(f)
+	for i := range 100 {
+		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.node.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	c.connectAll()
+	c.waitConverged(100)
+	sameRecords(t, c)
+	if f.sm.restores.Load() == 0 {
+		t.Fatal("the lagging follower caught up without a snapshot")
+	}
+}
+
+func TestShutdownTransfersLeadership(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	var rest []*member
+	for _, m := range c.members {
+		if m != l {
+			rest = append(rest, m)
+			// Followers now wait far longer than the test for an election of their own: a new
+			// leader can only come from a transfer.
+			rc := m.node.Raft().ReloadableConfig()
+			rc.HeartbeatTimeout, rc.ElectionTimeout = time.Hour, time.Hour
+			if err := m.node.Raft().ReloadConfig(rc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.stop(l)
+	nl := c.leader(rest...)
+	if err := propose(t, nl.node, "x"); err != nil {
+		t.Fatal(err)
+	}
+}
