@@ -1,0 +1,200 @@
+package compose
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// NodeLog is one node's whole log as it served it: the Merkle leaf data at each index.
+type NodeLog struct {
+	Node   string
+	Leaves [][]byte
+}
+
+// leafData is the Merkle leaf data of an entry, as the node API defines it.
+type leafData struct {
+	Envelope       []byte   `json:"envelope"`
+	EnvelopeSHA256 string   `json:"envelope_sha256"`
+	Layout         string   `json:"layout"`
+	PublicKeys     []string `json:"public_keys"`
+}
+
+// Identity returns "sha256:<hex>" of the envelope a leaf carries or commits to.
+func Identity(leaf []byte) (string, error) {
+	var l leafData
+	if err := json.Unmarshal(leaf, &l); err != nil {
+		return "", fmt.Errorf("leaf: %w", err)
+	}
+	if l.Envelope != nil {
+		return EnvelopeIdentity(l.Envelope), nil
+	}
+	if l.EnvelopeSHA256 != "" {
+		return "sha256:" + l.EnvelopeSHA256, nil
+	}
+	return "", fmt.Errorf("leaf carries no envelope")
+}
+
+// EnvelopeIdentity is the entry identity of an envelope's bytes as sent.
+func EnvelopeIdentity(env []byte) string {
+	sum := sha256.Sum256(env)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Identities maps each leaf of a log to its entry identity.
+func (l NodeLog) Identities() ([]string, error) {
+	out := make([]string, len(l.Leaves))
+	for i, leaf := range l.Leaves {
+		id, err := Identity(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("%s index %d: %w", l.Node, i, err)
+		}
+		out[i] = id
+	}
+	return out, nil
+}
+
+// CheckLogs checks the converged logs against the history: every node holds the same log,
+// without duplicates, with every acknowledged append at its index, and with no entry whose append
+// was definitely refused. It returns the converged log's identity-to-index map.
+func CheckLogs(ops []Op, logs []NodeLog) (map[string]uint64, []error) {
+	if len(logs) == 0 {
+		return nil, []error{fmt.Errorf("no logs to check")}
+	}
+	var errs []error
+	ref, err := logs[0].Identities()
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, l := range logs[1:] {
+		errs = append(errs, compareLogs(logs[0], l)...)
+	}
+	final := make(map[string]uint64, len(ref))
+	for i, id := range ref {
+		if j, dup := final[id]; dup {
+			errs = append(errs, fmt.Errorf("duplicate: %s at indexes %d and %d", id, j, i))
+			continue
+		}
+		final[id] = uint64(i)
+	}
+	for _, op := range ops {
+		if op.Kind != Append {
+			continue
+		}
+		idx, in := final[op.Entry]
+		switch {
+		case op.Outcome == Ok && !in:
+			errs = append(errs, fmt.Errorf("lost: %s acknowledged at %d by %s is in no log", op.Entry, op.Index, op.Node))
+		case op.Outcome == Ok && idx != op.Index:
+			errs = append(errs, fmt.Errorf("moved: %s acknowledged at %d by %s is at %d", op.Entry, op.Index, op.Node, idx))
+		case op.Outcome == Failed && in:
+			errs = append(errs, fmt.Errorf("refused but appended: %s (%d %s from %s) is at %d", op.Entry, op.Status, op.Err, op.Node, idx))
+		}
+	}
+	return final, errs
+}
+
+// compareLogs reports where two nodes' logs differ (at most a few differences).
+func compareLogs(a, b NodeLog) []error {
+	var errs []error
+	if len(a.Leaves) != len(b.Leaves) {
+		errs = append(errs, fmt.Errorf("not converged: %s has %d entries, %s has %d", a.Node, len(a.Leaves), b.Node, len(b.Leaves)))
+	}
+	for i := range min(len(a.Leaves), len(b.Leaves)) {
+		if !bytes.Equal(a.Leaves[i], b.Leaves[i]) {
+			errs = append(errs, fmt.Errorf("fork: %s and %s differ at index %d", a.Node, b.Node, i))
+			if len(errs) > 5 {
+				break
+			}
+		}
+	}
+	return errs
+}
+
+// Roots computes the RFC 6962 root of the log's first n leaves for every n in sizes.
+func Roots(leaves [][]byte, sizes []uint64) (map[uint64][]byte, error) {
+	want := append([]uint64(nil), sizes...)
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	out := make(map[uint64][]byte, len(want))
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	next := 0
+	for _, size := range want {
+		if size > uint64(len(leaves)) {
+			return out, fmt.Errorf("size %d beyond the log's %d entries", size, len(leaves))
+		}
+		for ; uint64(next) < size; next++ {
+			if err := r.Append(rfc6962.DefaultHasher.HashLeaf(leaves[next]), nil); err != nil {
+				return out, err
+			}
+		}
+		if size == 0 {
+			out[0] = rfc6962.DefaultHasher.EmptyRoot()
+			continue
+		}
+		root, err := r.GetRootHash(nil)
+		if err != nil {
+			return out, err
+		}
+		out[size] = root
+	}
+	return out, nil
+}
+
+// CheckCheckpoints checks every checkpoint observed during the run against the converged log:
+// each one's root MUST be the root of the log's first Size leaves. Two checkpoints of one size
+// with different roots would fail that for at least one of them, so this is also the fork check
+// over everything the nodes ever published.
+func CheckCheckpoints(cps []Checkpoint, leaves [][]byte) []error {
+	sizes := make([]uint64, 0, len(cps))
+	for _, c := range cps {
+		sizes = append(sizes, c.Size)
+	}
+	roots, err := Roots(leaves, sizes)
+	if err != nil {
+		return []error{fmt.Errorf("published checkpoint beyond the converged log: %w", err)}
+	}
+	var errs []error
+	for _, c := range cps {
+		if !bytes.Equal(roots[c.Size], c.Root) {
+			errs = append(errs, fmt.Errorf("fork: %s published size %d root %x, the converged log's root there is %x",
+				c.Node, c.Size, c.Root, roots[c.Size]))
+		}
+	}
+	return errs
+}
+
+// MonotonicReads checks that no node forgets: once a node served the entry at an index, it MUST
+// NOT later answer not found for that index (its applied state is durable). exempt lists nodes
+// whose stored data the suite damaged on purpose.
+func MonotonicReads(ops []Op, exempt map[string]bool) []error {
+	seen := map[string]map[uint64]int64{} // node -> index -> earliest return of a found read
+	for _, op := range ops {
+		if op.Kind == Read && op.Outcome == Ok && op.Found {
+			m := seen[op.Node]
+			if m == nil {
+				m = map[uint64]int64{}
+				seen[op.Node] = m
+			}
+			if t, ok := m[op.Index]; !ok || op.Return < t {
+				m[op.Index] = op.Return
+			}
+		}
+	}
+	var errs []error
+	for _, op := range ops {
+		if op.Kind != Read || op.Outcome != Ok || op.Found || exempt[op.Node] {
+			continue
+		}
+		if t, ok := seen[op.Node][op.Index]; ok && t < op.Call {
+			errs = append(errs, fmt.Errorf("%s served index %d, then answered not found at %v", op.Node, op.Index, op.Call))
+		}
+	}
+	return errs
+}
