@@ -63,7 +63,9 @@ func body(size uint64, root []byte) string {
 
 func TestDecide(t *testing.T) {
 	a, b := newTree(20, "a"), newTree(20, "b")
-	cp := func(tr *tree, size uint64) Checkpoint { return Checkpoint{Origin: "o", Size: size, Root: tr.root(size)} }
+	cp := func(tr *tree, size uint64) Checkpoint {
+		return Checkpoint{Origin: "o", Size: size, Root: tr.root(size)}
+	}
 	last := &State{Size: 10, Root: a.root(10)}
 	for _, tc := range []struct {
 		name  string
