@@ -238,3 +238,21 @@ func TestApplyPanicsOnFork(t *testing.T) {
 	}()
 	l.Apply([]Command{entries(t, 2, 100, 1)})
 }
+
+// The leader often marks a boundary after the node has integrated every entry before it: the
+// boundary must still be announced.
+func TestBoundaryAfterIntegrationIsAnnounced(t *testing.T) {
+	got := make(chan uint64, 4)
+	l := openTest(t, filepath.Join(t.TempDir(), "state.db"), func(_ context.Context, size uint64, _ []byte) { got <- size })
+	l.Apply([]Command{entries(t, 1, 0, 10)})
+	waitSize(t, l, 10)
+	l.Apply([]Command{{Index: 2, Kind: KindBoundary}})
+	select {
+	case s := <-got:
+		if s != 10 {
+			t.Fatalf("announced %d, want 10", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("boundary at an integrated size was never announced")
+	}
+}

@@ -16,13 +16,17 @@ import (
 // its root at exactly each boundary size, the sizes every node cosigns.
 func (l *Ledger) sequence(ctx context.Context) {
 	defer close(l.done)
-	l.announceBoundary(ctx, true)
+	var announced uint64
+	l.announceBoundary(ctx, true, &announced)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.kick:
 		}
+		// A boundary may land at a size already integrated (the leader marks it after the
+		// entries): announce it without waiting for more leaves.
+		l.announceBoundary(ctx, false, &announced)
 		for ctx.Err() == nil {
 			progressed, err := l.integrateStep(ctx)
 			if err != nil {
@@ -35,6 +39,7 @@ func (l *Ledger) sequence(ctx context.Context) {
 				}
 				break
 			}
+			l.announceBoundary(ctx, false, &announced)
 			if !progressed {
 				break
 			}
@@ -71,21 +76,21 @@ func (l *Ledger) integrateStep(ctx context.Context) (bool, error) {
 	}
 	l.integrated.Store(newSize)
 	l.notifyChanged()
-	l.announceBoundary(ctx, false)
 	return true, nil
 }
 
-// announceBoundary calls OnBoundary if the tree stands at a boundary. At start-up (again) it also
-// announces the last boundary at or below the tree size, so a restarted node cosigns again.
-func (l *Ledger) announceBoundary(ctx context.Context, startup bool) {
+// announceBoundary calls OnBoundary once for each boundary the tree stands at. At start-up it
+// also announces the last boundary at or below the tree size, so a restarted node cosigns again.
+func (l *Ledger) announceBoundary(ctx context.Context, startup bool, announced *uint64) {
 	if l.cfg.OnBoundary == nil {
 		return
 	}
 	size := l.integrated.Load()
 	b := l.boundaryAtOrBelow(size)
-	if b == 0 || (!startup && b != size) {
+	if b == 0 || b <= *announced || (!startup && b != size) {
 		return
 	}
+	*announced = b
 	root, err := l.RootAt(ctx, b)
 	if err != nil {
 		l.log.Error("root at boundary", "size", b, "err", err)

@@ -1,0 +1,275 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/witnessnet/witnessnet/internal/ledger"
+)
+
+// replicator is what the node needs from consensus.
+type replicator interface {
+	// ProposeEntries appends records as one replicated command (on the leader) and returns one
+	// result per record once the command is committed and applied. Off the leader it returns an
+	// error wrapping errNotLeader.
+	ProposeEntries(ctx context.Context, records [][]byte) ([]ledger.Result, error)
+	// ProposeBoundary marks a checkpoint boundary at the current size.
+	ProposeBoundary(ctx context.Context) error
+	// Leader returns the member name of the current leader, or "" when there is none.
+	Leader() string
+	IsLeader() bool
+	Stats() RaftStats
+}
+
+// RaftStats is what the status page and metrics show of raft.
+type RaftStats struct {
+	State string
+	Term  uint64
+}
+
+var errNotLeader = errors.New("not the leader")
+
+// forwardDomain separates forwarding signatures from every other use of a member's key.
+const forwardDomain = "witnessnet/forward/v1\n"
+
+// pending is one record waiting to be proposed, with the channel its result goes to.
+type pending struct {
+	rec  []byte
+	done chan proposeResult
+}
+
+type proposeResult struct {
+	res ledger.Result
+	err error
+}
+
+// proposer groups concurrent submissions into batches: on the leader each batch becomes one raft
+// command; on a follower each batch is one signed request to the leader. Batching comes from
+// draining the queue, not from a timer: under load batches grow, when idle a record goes alone.
+type proposer struct {
+	n     *Node
+	queue chan pending
+}
+
+func newProposer(n *Node) *proposer {
+	p := &proposer{n: n, queue: make(chan pending, n.cfg.QueueDepth)}
+	for range n.cfg.ProposeWorkers {
+		go p.run()
+	}
+	return p
+}
+
+// propose queues one record and waits for its result. A full queue is overload: 429.
+func (p *proposer) propose(ctx context.Context, rec []byte) (ledger.Result, error) {
+	it := pending{rec: rec, done: make(chan proposeResult, 1)}
+	select {
+	case p.queue <- it:
+	default:
+		p.n.metrics.overload.Inc()
+		return ledger.Result{}, &Error{Status: http.StatusTooManyRequests, Code: "overloaded",
+			Message: "the node's proposal queue is full", RetryAfter: time.Second}
+	}
+	select {
+	case r := <-it.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The record may still be appended; the client learns its index by resubmitting.
+		return ledger.Result{}, &Error{Status: http.StatusServiceUnavailable, Code: "timeout",
+			Message: "the entry was not committed before the request ended; resubmit to learn its index", RetryAfter: time.Second}
+	}
+}
+
+func (p *proposer) run() {
+	for {
+		var first pending
+		select {
+		case first = <-p.queue:
+		case <-p.n.stop:
+			return
+		}
+		batch := []pending{first}
+		size := len(first.rec)
+	drain:
+		for len(batch) < p.n.cfg.MaxBatch && size < p.n.cfg.MaxBatchBytes {
+			select {
+			case it := <-p.queue:
+				batch = append(batch, it)
+				size += len(it.rec)
+			default:
+				break drain
+			}
+		}
+		p.flush(batch)
+	}
+}
+
+func (p *proposer) flush(batch []pending) {
+	recs := make([][]byte, len(batch))
+	for i, it := range batch {
+		recs[i] = it.rec
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.n.cfg.ProposeTimeout)
+	defer cancel()
+	var results []ledger.Result
+	var err error
+	if p.n.raft.IsLeader() {
+		results, err = p.n.raft.ProposeEntries(ctx, recs)
+	} else {
+		err = errNotLeader
+	}
+	if errors.Is(err, errNotLeader) {
+		results, err = p.n.forward(ctx, recs)
+	}
+	if err == nil && len(results) != len(batch) {
+		err = fmt.Errorf("proposal returned %d results for %d records", len(results), len(batch))
+	}
+	for i, it := range batch {
+		if err != nil {
+			it.done <- proposeResult{err: unavailable(err)}
+			continue
+		}
+		it.done <- proposeResult{res: results[i]}
+	}
+}
+
+// unavailable turns a replication failure into a 503 the client can retry. The outcome may be
+// indeterminate (leadership lost mid-flight); resubmitting the same envelope is always safe.
+func unavailable(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+		Message: fmt.Sprintf("not committed: %v; resubmitting the same envelope is safe", err), RetryAfter: time.Second}
+}
+
+// forward sends a batch to the leader, signed with this member's forwarding key.
+func (n *Node) forward(ctx context.Context, recs [][]byte) ([]ledger.Result, error) {
+	leader := n.raft.Leader()
+	peer, ok := n.peers[leader]
+	if leader == "" || !ok || leader == n.cfg.Name {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
+	}
+	body := encodeBatch(recs)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+"/v1/internal/propose", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Witnessnet-Member", n.cfg.Name)
+	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(n.cfg.WitnessKey, forwardMessage(body))))
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("forward to %s: %s: %s", leader, resp.Status, bytes.TrimSpace(data))
+	}
+	var out []forwardResult
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+	}
+	results := make([]ledger.Result, len(out))
+	for i, r := range out {
+		results[i] = ledger.Result{Index: r.Index, Duplicate: r.Duplicate}
+		if r.Error != "" {
+			results[i].Err = errors.New(r.Error)
+		}
+	}
+	return results, nil
+}
+
+type forwardResult struct {
+	Index     uint64 `json:"index"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func forwardMessage(body []byte) []byte {
+	h := sha256.Sum256(body)
+	return append([]byte(forwardDomain), h[:]...)
+}
+
+// handleForward is the leader's side of forwarding: a member's signed batch of admitted records.
+func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(n.cfg.MaxBatchBytes)*2+(1<<20)))
+	if err != nil {
+		n.writeError(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "forwarded batch: %v", err))
+		return
+	}
+	member := r.Header.Get("Witnessnet-Member")
+	key, ok := n.forwardKeys[member]
+	sig, _ := base64.StdEncoding.DecodeString(r.Header.Get("Witnessnet-Signature"))
+	if !ok || !ed25519.Verify(key, forwardMessage(body), sig) {
+		n.writeError(w, r, errorf(http.StatusForbidden, "not_a_member", "forwarded batch is not signed by a member"))
+		return
+	}
+	recs, err := decodeBatch(body)
+	if err != nil {
+		n.writeError(w, r, errorf(http.StatusBadRequest, "malformed_batch", "%v", err))
+		return
+	}
+	if !n.raft.IsLeader() {
+		n.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second})
+		return
+	}
+	results, err := n.raft.ProposeEntries(r.Context(), recs)
+	if err != nil {
+		n.writeError(w, r, unavailable(err))
+		return
+	}
+	out := make([]forwardResult, len(results))
+	for i, res := range results {
+		out[i] = forwardResult{Index: res.Index, Duplicate: res.Duplicate}
+		if res.Err != nil {
+			out[i].Error = res.Err.Error()
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func encodeBatch(recs [][]byte) []byte {
+	var out []byte
+	out = binary.AppendUvarint(out, uint64(len(recs)))
+	for _, r := range recs {
+		out = binary.AppendUvarint(out, uint64(len(r)))
+		out = append(out, r...)
+	}
+	return out
+}
+
+func decodeBatch(b []byte) ([][]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, errors.New("bad record count")
+	}
+	b = b[k:]
+	recs := make([][]byte, 0, n)
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, errors.New("bad record length")
+		}
+		recs = append(recs, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return nil, errors.New("trailing bytes")
+	}
+	return recs, nil
+}

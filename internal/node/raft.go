@@ -1,0 +1,73 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/witnessnet/witnessnet/internal/consensus"
+	"github.com/witnessnet/witnessnet/internal/ledger"
+)
+
+// stateMachine feeds committed raft commands to the ledger.
+type stateMachine struct{ l *ledger.Ledger }
+
+var _ consensus.StateMachine = stateMachine{}
+
+func (s stateMachine) Apply(cmds []consensus.Command) []any {
+	lc := make([]ledger.Command, len(cmds))
+	for i, c := range cmds {
+		lc[i] = ledger.Command{Index: c.Index, Kind: ledger.Kind(c.Kind), Stamp: c.Stamp, Records: c.Records}
+	}
+	res := s.l.Apply(lc)
+	out := make([]any, len(res))
+	for i, r := range res {
+		out[i] = r
+	}
+	return out
+}
+
+func (s stateMachine) AppliedIndex() uint64       { return s.l.AppliedIndex() }
+func (s stateMachine) Snapshot(w io.Writer) error { return s.l.Snapshot(w) }
+func (s stateMachine) Restore(r io.Reader) error  { return s.l.Restore(r) }
+
+// raftReplicator is the replicator over a consensus.Node.
+type raftReplicator struct{ n *consensus.Node }
+
+var _ replicator = raftReplicator{}
+
+func (r raftReplicator) ProposeEntries(ctx context.Context, records [][]byte) ([]ledger.Result, error) {
+	resp, err := r.n.Propose(ctx, uint8(ledger.KindEntries), records)
+	if err != nil {
+		if errors.Is(err, consensus.ErrNotLeader) {
+			return nil, fmt.Errorf("%w: %v", errNotLeader, err)
+		}
+		return nil, err
+	}
+	switch v := resp.(type) {
+	case []ledger.Result:
+		return v, nil
+	case error:
+		return nil, v
+	default:
+		return nil, fmt.Errorf("unexpected state machine response %T", resp)
+	}
+}
+
+func (r raftReplicator) ProposeBoundary(ctx context.Context) error {
+	_, err := r.n.Propose(ctx, uint8(ledger.KindBoundary), nil)
+	return err
+}
+
+func (r raftReplicator) Leader() string {
+	id, _ := r.n.Leader()
+	return id
+}
+
+func (r raftReplicator) IsLeader() bool { return r.n.IsLeader() }
+
+func (r raftReplicator) Stats() RaftStats {
+	s := r.n.Stats()
+	return RaftStats{State: s.State, Term: s.Term}
+}

@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/witnessnet/witnessnet/internal/consensus"
+	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/witness"
+)
+
+// New starts a node: the ledger, its witness, its raft member, and the HTTP API. It returns once
+// the HTTP API serves. Start order: ledger, witness, raft transport, raft, HTTP; Shutdown undoes it
+// in reverse.
+func New(ctx context.Context, cfg Config) (n *Node, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), quorum: cfg.Quorum, stop: make(chan struct{}),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		peers:  map[string]Peer{}, forwardKeys: map[string]ed25519.PublicKey{}}
+	defer func() {
+		if err != nil {
+			n.closeAll(context.Background())
+		}
+	}()
+	for _, p := range cfg.Peers {
+		n.peers[p.Name] = p
+		if p.ForwardKey != nil {
+			n.forwardKeys[p.Name] = p.ForwardKey
+		}
+	}
+	vs := append([]note.Verifier{}, cfg.LogVerifiers...)
+	n.noteVerifiers = note.VerifierList(append(vs, cfg.Witnesses...)...)
+	for _, v := range cfg.LogVerifiers {
+		if v.Name() == cfg.LogSigner.Name() && v.KeyHash() == cfg.LogSigner.KeyHash() {
+			n.logVerifier = v
+		}
+	}
+	if n.logVerifier == nil {
+		return nil, errors.New("this node's log key is not among the policy's log keys")
+	}
+	n.collector = newCollector(n)
+
+	n.ledger, err = ledger.Open(ctx, ledger.Config{Path: filepath.Join(cfg.DataDir, "state.db"), OnBoundary: n.collector.onBoundary, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, func(context.Context) error { return n.ledger.Close() })
+	n.metrics = newMetrics(n)
+
+	w, err := openCosigner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.witness = w
+	n.closers = append(n.closers, func(context.Context) error { return w.Close() })
+
+	trans := cfg.RaftTransport
+	if trans == nil {
+		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 4, 10*time.Second, consensus.HCLog(n.log, "raft-net"))
+		if err != nil {
+			return nil, fmt.Errorf("raft transport: %w", err)
+		}
+		trans = tcp
+		n.closers = append(n.closers, func(context.Context) error { return tcp.Close() })
+	}
+	cc := cfg.Consensus
+	cc.ID, cc.Dir, cc.Transport, cc.Logger = cfg.Name, filepath.Join(cfg.DataDir, "raft"), trans, n.log
+	cc.Peers = nil
+	for _, p := range cfg.Peers {
+		cc.Peers = append(cc.Peers, consensus.Peer{ID: p.Name, Address: p.RaftAddr})
+	}
+	rn, err := consensus.New(ctx, cc, stateMachine{n.ledger})
+	if err != nil {
+		return nil, err
+	}
+	n.raft = raftReplicator{rn}
+	n.closers = append(n.closers, rn.Shutdown)
+
+	n.listener = cfg.HTTPListener
+	if n.listener == nil {
+		if n.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("http listen: %w", err)
+		}
+	}
+	n.proposer = newProposer(n)
+	for _, p := range cfg.Peers {
+		if p.Name == cfg.Name {
+			continue
+		}
+		ch := make(chan struct{}, 1)
+		n.collector.push[p.Name] = ch
+		go n.collector.pushLoop(p, ch)
+	}
+	n.wg.Add(1)
+	go n.boundaryLoop()
+	n.serve()
+	return n, nil
+}
+
+func openCosigner(cfg Config) (cosigner, error) {
+	return witness.Open(filepath.Join(cfg.DataDir, "witness.db"), cfg.WitnessSkey)
+}
+
+// closeAll runs the closers after a failed start.
+func (n *Node) closeAll(ctx context.Context) {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](ctx); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
+			n.log.Warn("close after failed start", "err", err)
+		}
+	}
+	n.closers = nil
+}
