@@ -1,0 +1,512 @@
+//go:build compose
+
+package compose
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// result is one scenario's line in the final table.
+type result struct {
+	name, outcome string
+	unavailable   time.Duration
+	note          string
+}
+
+// scenario is one named fault with its pass criteria. run injects the fault, checks what must
+// hold during it, heals it, and returns the window of the recorder's clock over which the
+// unavailability is measured (fault injected to recovery observed) and a note for the report.
+type scenario struct {
+	name     string
+	criteria string
+	run      func(t *testing.T, c *cluster) (Window, string)
+}
+
+// TestCompose runs every scenario against one compose project, under one continuous workload,
+// then checks the whole history.
+func TestCompose(t *testing.T) {
+	c := newCluster(t)
+	var targets []Target
+	for _, n := range c.nodes {
+		targets = append(targets, Target{Name: n, URL: c.apis[n].URL})
+	}
+	w, err := NewWorkload(WorkloadConfig{Targets: targets, Clients: 6, Interval: 150 * time.Millisecond}, c.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.watchCheckpoints()
+	w.Start(context.Background())
+	stopped := false
+	defer func() {
+		if !stopped {
+			w.Stop()
+			c.stopWatching()
+		}
+	}()
+
+	var results []result
+	var corrupted []Window
+	for _, sc := range scenarios(&corrupted) {
+		r := result{name: sc.name}
+		var failed, skipped bool
+		t.Run(sc.name, func(st *testing.T) {
+			c.t = st // the docker helpers fail the scenario, not the whole run
+			defer func() { c.t, failed, skipped = t, st.Failed(), st.Skipped() }()
+			st.Logf("pass criteria: %s", sc.criteria)
+			c.heal(st)
+			win, note := sc.run(st, c)
+			r.note = note
+			if win.To > win.From {
+				r.unavailable = Unavailability(c.rec.Ops(), win)
+				st.Logf("%s: writes unavailable for %v (longest stretch without an acknowledged append, fault to recovery)",
+					sc.name, r.unavailable.Round(time.Millisecond))
+			}
+			st.Logf("%s: %s", sc.name, note)
+			c.heal(st)
+		})
+		switch {
+		case skipped:
+			r.outcome, r.note = "SKIP", skipNotes[sc.name]
+		case failed:
+			r.outcome = "FAIL"
+		default:
+			r.outcome = "PASS"
+		}
+		results = append(results, r)
+		if failed && os.Getenv("WITNESS_COMPOSE_STOP_ON_FAILURE") != "" {
+			break
+		}
+	}
+
+	w.Stop()
+	stopped = true
+	c.heal(t)
+	logs := c.converge(t, 2*time.Minute)
+	cps, cpErrs := c.stopWatching()
+	report(t, "every checkpoint served verifies under the policy's log keys", cpErrs)
+	exempt := func(op Op) bool {
+		for _, win := range corrupted {
+			if op.Node == corruptNode && op.Call >= win.From && op.Call <= win.To {
+				return true
+			}
+		}
+		return false
+	}
+	c.verifyHistory(t, c.rec.Ops(), logs, cps, exempt)
+	if c.auditor {
+		c.checkAuditor(t)
+	}
+	printTable(t, results)
+}
+
+func printTable(t *testing.T, results []result) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-28s %-5s %-12s %s\n", "scenario", "", "unavailable", "note")
+	for _, r := range results {
+		u := "-"
+		if r.unavailable > 0 {
+			u = r.unavailable.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "%-28s %-5s %-12s %s\n", r.name, r.outcome, u, r.note)
+	}
+	t.Log(b.String())
+	if path := os.Getenv("WITNESS_COMPOSE_REPORT"); path != "" {
+		_ = os.WriteFile(path, []byte(b.String()), 0o644)
+	}
+}
+
+// checkAuditor: the auditor container MUST still be running and MUST NOT have written evidence.
+func (c *cluster) checkAuditor(t *testing.T) {
+	state, _ := c.containerState("auditor")
+	out := c.logs("auditor", time.Now().Add(-time.Hour))
+	if state != "running" {
+		t.Errorf("FAIL auditor is %s; its last output:\n%s", state, tail(out, 20))
+		return
+	}
+	if strings.Contains(strings.ToLower(out), "evidence") || strings.Contains(strings.ToLower(out), "inconsistent") {
+		t.Errorf("FAIL the auditor reported an inconsistency:\n%s", tail(out, 20))
+		return
+	}
+	t.Logf("PASS auditor running without reporting an inconsistency")
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// newAcks counts appends acknowledged with 201 (newly appended, not a resubmission) whose call
+// and return both fall inside w, optionally only those answered by one node.
+func newAcks(ops []Op, w Window, node string) int {
+	n := 0
+	for _, op := range ops {
+		if op.Kind == Append && op.Outcome == Ok && op.Status == 201 && op.Call >= w.From && op.Return <= w.To &&
+			(node == "" || op.Node == node) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAcks waits until at least k appends are acknowledged after from.
+func (c *cluster) waitAcks(t *testing.T, from int64, k int, timeout time.Duration) int64 {
+	t.Helper()
+	var at int64
+	c.poll(t, timeout, fmt.Sprintf("%d acknowledged appends", k), func() bool {
+		now := c.rec.Now()
+		if AckedDuring(c.rec.Ops(), Window{from, now}) >= k {
+			at = now
+			return true
+		}
+		return false
+	})
+	return at
+}
+
+// hold keeps a fault in place for d while checking the cluster answers (a fault's duration, not
+// a wait for a condition).
+func hold(d time.Duration) { time.Sleep(d) }
+
+const corruptNode = "node4"
+
+// skipNotes says why a scenario skipped, for the table.
+var skipNotes = map[string]string{}
+
+func scenarios(corrupted *[]Window) []scenario {
+	return []scenario{
+		{"leader-sigkill-restart", "a new leader within 10s, writes resume, the killed node rejoins and catches up", leaderKill},
+		{"two-followers-down", "no new append acknowledged without a quorum (2 of 4 up); writes resume once they are back", twoFollowersDown},
+		{"minority-partition-leader", "the cut-off leader acknowledges nothing new; the majority elects a leader and serves; the old leader rejoins, restarts, catches up", minorityPartition},
+		{"follower-isolated-healed", "pre-vote: the leader and its term are unchanged after the follower rejoins", followerIsolated},
+		{"paused-leader", "paused past the election timeout: the others elect a leader and serve; the old leader steps down on unpause", pausedLeader},
+		{"rolling-sigkill", "every node SIGKILLed and restarted in turn; writes resume after each; all catch up", rollingKill},
+		{"graceful-leader-stop", "docker stop of the leader transfers leadership: writes unavailable for under 1s", gracefulStop},
+		{"snapshot-catchup", "a follower down past the trailing raft log catches up by snapshot to the same log", snapshotCatchup},
+		{"corrupt-stored-data", "a node whose state.db was damaged while stopped never serves wrong data; the cluster is unaffected", func(t *testing.T, c *cluster) (Window, string) {
+			return corruptData(t, c, corrupted)
+		}},
+		{"wan-latency", "with 50ms±10ms netem delay on every node the network still elects and serves", wanLatency},
+	}
+}
+
+func leaderKill(t *testing.T, c *cluster) (Window, string) {
+	old, term := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	from := c.rec.Now()
+	c.kill(old)
+	leader, newTerm := c.waitLeader(t, c.others(old), []string{old}, 10*time.Second)
+	elected := time.Duration(c.rec.Now() - from)
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	c.start(old)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	return Window{from, c.rec.Now()}, fmt.Sprintf("killed %s (term %d); %s elected in term %d after %v",
+		old, term, leader, newTerm, elected.Round(time.Millisecond))
+}
+
+func twoFollowersDown(t *testing.T, c *cluster) (Window, string) {
+	leader, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	down := c.followers(leader, 2)
+	from := c.rec.Now()
+	for _, n := range down {
+		c.kill(n)
+	}
+	hold(5 * time.Second)
+	restart := c.rec.Now()
+	// A reply already on its way when the followers died may arrive just after: one second of grace.
+	if n := newAcks(c.rec.Ops(), Window{from + int64(time.Second), restart}, ""); n > 0 {
+		t.Errorf("FAIL %d appends newly acknowledged while only 2 of 4 nodes were up", n)
+	}
+	for _, n := range down {
+		c.start(n)
+	}
+	c.waitAcks(t, restart, 5, 30*time.Second)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	return Window{from, c.rec.Now()}, fmt.Sprintf("killed %v for 5s; recovered %v after their restart", down,
+		time.Duration(c.firstAckAfter(restart)-restart).Round(time.Millisecond))
+}
+
+func (c *cluster) firstAckAfter(from int64) int64 {
+	first := int64(infinity)
+	for _, op := range c.rec.Ops() {
+		if op.Kind == Append && op.Outcome == Ok && op.Return >= from && op.Return < first {
+			first = op.Return
+		}
+	}
+	return first
+}
+
+func minorityPartition(t *testing.T, c *cluster) (Window, string) {
+	old, term := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	from := c.rec.Now()
+	c.disconnect(old)
+	leader, newTerm := c.waitLeader(t, c.others(old), []string{old}, 10*time.Second)
+	elected := time.Duration(c.rec.Now() - from)
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	hold(3 * time.Second)
+	healAt := c.rec.Now()
+	c.connect(old)
+	// The host reaches nodes over the same network: nothing could be sent to the cut-off leader,
+	// but a reply it gave as the link went down may arrive just after; one second of grace.
+	if n := newAcks(c.rec.Ops(), Window{from + int64(time.Second), healAt}, old); n > 0 {
+		t.Errorf("FAIL the cut-off leader %s acknowledged %d new appends", old, n)
+	}
+	c.poll(t, 15*time.Second, old+" to follow "+leader, func() bool {
+		s, err := c.status(old)
+		return err == nil && !strings.EqualFold(s.RaftState, "leader") && s.Term >= newTerm
+	})
+	c.stop(old) // the minority node restarts after the heal
+	c.start(old)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	return Window{from, c.rec.Now()}, fmt.Sprintf("cut off %s (term %d); %s elected in term %d after %v",
+		old, term, leader, newTerm, elected.Round(time.Millisecond))
+}
+
+func followerIsolated(t *testing.T, c *cluster) (Window, string) {
+	leader, term := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	f := c.followers(leader, 1)[0]
+	from := c.rec.Now()
+	c.disconnect(f)
+	hold(5 * time.Second) // ten election timeouts
+	c.connect(f)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	after, afterTerm := c.waitLeader(t, c.nodes, nil, 10*time.Second)
+	if after != leader || afterTerm != term {
+		t.Errorf("FAIL leader %s term %d before, %s term %d after: the rejoining follower disrupted the leader", leader, term, after, afterTerm)
+	}
+	return Window{from, c.rec.Now()}, fmt.Sprintf("cut off %s for 5s; leader %s term %d before and %s term %d after", f, leader, term, after, afterTerm)
+}
+
+func pausedLeader(t *testing.T, c *cluster) (Window, string) {
+	old, term := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	from := c.rec.Now()
+	c.pause(old)
+	leader, newTerm := c.waitLeader(t, c.others(old), []string{old}, 10*time.Second)
+	elected := time.Duration(c.rec.Now() - from)
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	hold(2 * time.Second)
+	c.unpause(old)
+	c.poll(t, 15*time.Second, old+" to step down", func() bool {
+		s, err := c.status(old)
+		return err == nil && !strings.EqualFold(s.RaftState, "leader")
+	})
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	return Window{from, c.rec.Now()}, fmt.Sprintf("paused %s (term %d); %s elected in term %d after %v",
+		old, term, leader, newTerm, elected.Round(time.Millisecond))
+}
+
+func rollingKill(t *testing.T, c *cluster) (Window, string) {
+	from := c.rec.Now()
+	var notes []string
+	for _, n := range c.nodes {
+		c.waitCaughtUp(t, c.nodes, 60*time.Second)
+		wasLeader, _, _ := c.leaderAmong(c.nodes)
+		at := c.rec.Now()
+		c.kill(n)
+		c.waitLeader(t, c.others(n), []string{n}, 10*time.Second)
+		c.waitAcks(t, c.rec.Now(), 3, 15*time.Second)
+		c.start(n)
+		c.waitCaughtUp(t, c.nodes, 60*time.Second)
+		gap := Unavailability(c.rec.Ops(), Window{at, c.rec.Now()})
+		role := "follower"
+		if wasLeader == n {
+			role = "leader"
+		}
+		notes = append(notes, fmt.Sprintf("%s(%s) %v", n, role, gap.Round(time.Millisecond)))
+	}
+	return Window{from, c.rec.Now()}, strings.Join(notes, ", ")
+}
+
+func gracefulStop(t *testing.T, c *cluster) (Window, string) {
+	old, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	from := c.rec.Now()
+	took := c.stop(old)
+	leader, _ := c.waitLeader(t, c.others(old), []string{old}, 10*time.Second)
+	c.waitAcks(t, c.rec.Now(), 10, 15*time.Second)
+	win := Window{from, c.rec.Now()}
+	gap := Unavailability(c.rec.Ops(), win)
+	if gap >= time.Second {
+		t.Errorf("FAIL writes unavailable for %v after a graceful stop of the leader, want under 1s", gap.Round(time.Millisecond))
+	}
+	c.start(old)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	return win, fmt.Sprintf("stopped %s (docker stop took %v); %s leads", old, took.Round(time.Millisecond), leader)
+}
+
+func snapshotCatchup(t *testing.T, c *cluster) (Window, string) {
+	leader, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	f := c.followers(leader, 1)[0]
+	before, err := c.status(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := c.rec.Now()
+	c.kill(f)
+	// Far more raft entries than trailing_logs + snapshot_threshold (64 + 128), and time for two
+	// snapshot intervals, so the leader no longer has the entries the follower misses.
+	c.poll(t, 2*time.Minute, "the leader to move 600 raft indexes on", func() bool {
+		s, err := c.status(leader)
+		return err == nil && s.AppliedIndex > before.AppliedIndex+600 && time.Duration(c.rec.Now()-from) > 6*time.Second
+	})
+	restart := time.Now()
+	c.start(f)
+	c.waitCaughtUp(t, c.nodes, 90*time.Second)
+	installed := strings.Contains(c.logs(f, restart), "Installed remote snapshot")
+	if !installed {
+		t.Errorf("FAIL %s caught up without installing a snapshot: its raft log did not say \"Installed remote snapshot\"", f)
+	}
+	return Window{from, c.rec.Now()}, fmt.Sprintf("%s down from raft index %d; snapshot installed: %v", f, before.AppliedIndex, installed)
+}
+
+// corruptData damages one stored envelope inside a stopped follower's state.db and checks the
+// node never serves the damaged bytes. The node is then given its intact file back.
+func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string) {
+	leader, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	n := corruptNode
+	if n == leader {
+		c.stop(n) // leadership moves away; the victim is a follower
+		c.start(n)
+		c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	}
+	s, err := c.status(n)
+	if err != nil || s.TreeSize < 10 {
+		t.Fatalf("%s: status %+v, %v", n, s, err)
+	}
+	index := s.TreeSize / 2
+	ctx := context.Background()
+	leaf, code, err := c.apis[n].EntryLeaf(ctx, index)
+	if err != nil || code != 200 {
+		t.Fatalf("%s entry %d: %d %v", n, index, code, err)
+	}
+	from := c.rec.Now()
+	*corrupted = append(*corrupted, Window{from, infinity})
+	c.stop(n)
+	dir := t.TempDir()
+	orig, damaged := filepath.Join(dir, "state.db"), filepath.Join(dir, "damaged.db")
+	id := c.container(n)
+	c.must(c.docker("cp", id+":/data/state.db", orig))
+	hits, err := damage(orig, damaged, leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.must(c.docker("cp", damaged, id+":/data/state.db"))
+	c.start(n)
+
+	// For a while, everything the damaged node serves MUST be right: the entry, its bundle, its
+	// checkpoint (which the checkpoint watcher holds to the converged log).
+	outcome := "refused to start"
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		got, code, err := c.apis[n].EntryLeaf(ctx, index)
+		if err == nil && code == 200 {
+			if string(got) != string(leaf) {
+				t.Errorf("FAIL %s served damaged data for entry %d", n, index)
+				break
+			}
+			outcome = "served the intact entry"
+		} else if err == nil {
+			outcome = fmt.Sprintf("answered %d for the damaged entry", code)
+		}
+		if bad := c.checkBundle(n, index, leaf); bad != "" {
+			t.Errorf("FAIL %s %s", n, bad)
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // probe interval while the damaged node runs
+	}
+	state, _ := c.containerState(n)
+	// The cluster MUST NOT have noticed: writes kept being acknowledged.
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	win := Window{from, c.rec.Now()}
+
+	c.stop(n)
+	c.must(c.docker("cp", orig, id+":/data/state.db"))
+	c.start(n)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	(*corrupted)[len(*corrupted)-1].To = c.rec.Now()
+	return win, fmt.Sprintf("flipped %d byte(s) of entry %d in %s's state.db: container %s, %s", hits, index, n, state, outcome)
+}
+
+// damage copies src to dst with the base64 envelope inside leaf altered wherever it occurs.
+func damage(src, dst string, leaf []byte) (int, error) {
+	db, err := os.ReadFile(src)
+	if err != nil {
+		return 0, err
+	}
+	needle := leaf
+	if i := strings.Index(string(leaf), `"envelope":"`); i >= 0 {
+		needle = leaf[i+len(`"envelope":"`):]
+		needle = needle[:min(len(needle), 64)]
+	}
+	hits := 0
+	for off := 0; ; {
+		i := strings.Index(string(db[off:]), string(needle))
+		if i < 0 {
+			break
+		}
+		p := off + i + len(needle)/2
+		if db[p] == 'A' {
+			db[p] = 'B'
+		} else {
+			db[p] = 'A'
+		}
+		hits++
+		off = p + 1
+	}
+	if hits == 0 {
+		return 0, fmt.Errorf("the entry's bytes are not in %s", src)
+	}
+	return hits, os.WriteFile(dst, db, 0o600)
+}
+
+// checkBundle fetches the entry bundle holding index from node and reports it if it serves a
+// different leaf there.
+func (c *cluster) checkBundle(node string, index uint64, leaf []byte) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	t := index / 256
+	b, code, err := c.apis[node].get(ctx, "/tile/entries/"+TilePath(t))
+	if err != nil || code != 200 {
+		return ""
+	}
+	es, err := ParseBundle(b)
+	if err != nil || uint64(len(es)) <= index%256 {
+		return ""
+	}
+	if string(es[index%256]) != string(leaf) {
+		return fmt.Sprintf("served damaged data for entry %d in entry bundle %d", index, t)
+	}
+	return ""
+}
+
+func wanLatency(t *testing.T, c *cluster) (Window, string) {
+	var pids []string
+	for _, n := range c.nodes {
+		pid := strings.TrimSpace(c.must(c.docker("inspect", "-f", "{{.State.Pid}}", c.container(n))))
+		pids = append(pids, pid)
+	}
+	ctx := context.Background()
+	if out, err := run(ctx, nil, "nsenter", "-t", pids[0], "-n", "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "50ms", "10ms"); err != nil {
+		skipNotes["wan-latency"] = "the image has no tc (FROM scratch); tc from the host in the container's netns failed: " + firstLine(out, err)
+		t.Skipf("skipped: %s", skipNotes["wan-latency"])
+	}
+	defer func() {
+		for _, pid := range pids {
+			_, _ = run(ctx, nil, "nsenter", "-t", pid, "-n", "tc", "qdisc", "del", "dev", "eth0", "root")
+		}
+	}()
+	for _, pid := range pids[1:] {
+		if _, err := run(ctx, nil, "nsenter", "-t", pid, "-n", "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "50ms", "10ms"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := c.rec.Now()
+	hold(10 * time.Second)
+	c.waitAcks(t, from, 20, 30*time.Second)
+	leader, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
+	return Window{from, c.rec.Now()}, "50ms±10ms on every node's eth0 for 10s; leader " + leader
+}
