@@ -34,7 +34,8 @@ type Config struct {
 	Origin   string
 	DataDir  string
 	HTTPAddr string
-	RaftAddr string
+	RaftAddr string // raft address the other members dial
+	RaftBind string // listen address for raft, if not RaftAddr (containers)
 	Peers    []Peer // every member, this node included
 
 	LogSigner          note.Signer        // signs checkpoints; key name = Origin

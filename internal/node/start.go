@@ -72,7 +72,16 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	trans := cfg.RaftTransport
 	if trans == nil {
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 4, 10*time.Second, consensus.HCLog(n.log, "raft-net"))
+		bind, advertise := cfg.RaftAddr, net.Addr(nil)
+		if cfg.RaftBind != "" {
+			bind = cfg.RaftBind
+			a, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+			if err != nil {
+				return nil, fmt.Errorf("raft address %s: %w", cfg.RaftAddr, err)
+			}
+			advertise = a
+		}
+		tcp, err := raft.NewTCPTransportWithLogger(bind, advertise, 4, 10*time.Second, consensus.HCLog(n.log, "raft-net"))
 		if err != nil {
 			return nil, fmt.Errorf("raft transport: %w", err)
 		}

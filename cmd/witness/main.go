@@ -1,0 +1,41 @@
+// Command witness runs a witnessnet node and helps set up local networks.
+//
+//	witness run --config FILE      run one node
+//	witness testnet --nodes N --dir DIR [--base-port P]
+//	                               write configs and keys for a local network
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: witness <command> [flags]
+
+commands:
+  run      run one node (witness run --config DIR/node1/witness.yaml)
+  testnet  write a ready local network (witness testnet --nodes 3 --dir ./testnet)
+
+Run "witness <command> --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "run":
+		os.Exit(runCmd(args))
+	case "testnet":
+		os.Exit(testnetCmd(args))
+	case "healthcheck":
+		os.Exit(healthcheckCmd(args))
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "witness: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	fnote "github.com/transparency-dev/formats/note"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// DefaultOrigin is the log origin testnet writes unless told otherwise.
+const DefaultOrigin = "witnessnet.local/log"
+
+// testnetSpec describes a local network to write.
+type testnetSpec struct {
+	Nodes    int
+	Dir      string
+	BasePort int
+	Origin   string
+	// Hosts, if set, names each node's host (docker compose service names); otherwise 127.0.0.1
+	// with one port per node.
+	Hosts []string
+	Force bool
+}
+
+func testnetCmd(args []string) int {
+	fs := pflag.NewFlagSet("witness testnet", pflag.ContinueOnError)
+	var s testnetSpec
+	fs.IntVar(&s.Nodes, "nodes", 3, "number of member nodes")
+	fs.StringVar(&s.Dir, "dir", "./testnet", "directory to write the network into")
+	fs.IntVar(&s.BasePort, "base-port", 7100, "node i serves HTTP on base-port+i-1 and raft on base-port+100+i-1")
+	fs.StringVar(&s.Origin, "origin", DefaultOrigin, "log origin (checkpoint origin line and log key name)")
+	fs.StringSliceVar(&s.Hosts, "hosts", nil, "host names of the nodes (e.g. node1,node2,...); each then uses base-port for HTTP and base-port+100 for raft")
+	fs.BoolVar(&s.Force, "force", false, "overwrite an existing network in DIR")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := writeTestnet(s); err != nil {
+		fmt.Fprintf(os.Stderr, "witness testnet: %v\n", err)
+		return 1
+	}
+	fmt.Printf("wrote a %d-node network to %s\n", s.Nodes, s.Dir)
+	fmt.Printf("start each node with: witness run --config %s\n", filepath.Join(s.Dir, "node<i>", "witness.yaml"))
+	fmt.Printf("clients verify checkpoints with: %s\n", filepath.Join(s.Dir, "policy.txt"))
+	return 0
+}
+
+type member struct {
+	name, httpAddr, raftAddr, url      string
+	logSkey, logVkey, witSkey, witVkey string
+}
+
+func writeTestnet(s testnetSpec) error {
+	if s.Nodes < 1 || s.Nodes > 64 {
+		return fmt.Errorf("--nodes %d: want 1..64", s.Nodes)
+	}
+	if len(s.Hosts) > 0 && len(s.Hosts) != s.Nodes {
+		return fmt.Errorf("--hosts names %d hosts for %d nodes", len(s.Hosts), s.Nodes)
+	}
+	if s.BasePort < 1024 || s.BasePort+100+s.Nodes > 65535 {
+		return fmt.Errorf("--base-port %d out of range", s.BasePort)
+	}
+	dir, err := filepath.Abs(s.Dir)
+	if err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 && !s.Force {
+		return fmt.Errorf("%s is not empty (use --force to overwrite)", dir)
+	}
+	members := make([]member, s.Nodes)
+	for i := range members {
+		m := &members[i]
+		m.name = fmt.Sprintf("node%d", i+1)
+		host, port := "127.0.0.1", s.BasePort+i
+		if len(s.Hosts) > 0 {
+			host, port = s.Hosts[i], s.BasePort
+		}
+		m.httpAddr = fmt.Sprintf("%s:%d", host, port)
+		m.raftAddr = fmt.Sprintf("%s:%d", host, port+100)
+		m.url = "http://" + m.httpAddr
+		if len(s.Hosts) > 0 {
+			m.httpAddr = fmt.Sprintf("0.0.0.0:%d", port)
+		}
+		if m.logSkey, m.logVkey, err = note.GenerateKey(rand.Reader, s.Origin); err != nil {
+			return err
+		}
+		var wv string
+		if m.witSkey, wv, err = note.GenerateKey(rand.Reader, m.name); err != nil {
+			return err
+		}
+		if m.witVkey, err = fnote.VKeyToCosignatureV1(wv); err != nil {
+			return err
+		}
+	}
+	for _, m := range members {
+		if err := writeMember(dir, s, m, members); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "policy.txt"), policyText(s.Origin, members), 0o644)
+}
+
+func writeMember(dir string, s testnetSpec, m member, all []member) error {
+	nd := filepath.Join(dir, m.name)
+	if err := os.MkdirAll(nd, 0o700); err != nil {
+		return err
+	}
+	for file, key := range map[string]string{"log.key": m.logSkey, "witness.key": m.witSkey} {
+		if err := os.WriteFile(filepath.Join(nd, file), []byte(key+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	cfg := fileConfig{
+		Name: m.name, Origin: s.Origin, DataDir: filepath.Join(nd, "data"), HTTPAddr: m.httpAddr, RaftAddr: m.raftAddr,
+		LogKey: filepath.Join(nd, "log.key"), WitnessKey: filepath.Join(nd, "witness.key"), Policy: filepath.Join(dir, "policy.txt"),
+	}
+	if len(s.Hosts) > 0 {
+		// Inside containers the network directory is mounted at /testnet.
+		cfg.DataDir, cfg.LogKey, cfg.WitnessKey, cfg.Policy = "/data", "/testnet/"+m.name+"/log.key", "/testnet/"+m.name+"/witness.key", "/testnet/policy.txt"
+		cfg.RaftBind = fmt.Sprintf("0.0.0.0:%d", s.BasePort+100)
+	}
+	for _, o := range all {
+		cfg.Peers = append(cfg.Peers, peerConfig{Name: o.name, RaftAddr: o.raftAddr, URL: o.url})
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	header := "# witnessnet node configuration, written by `witness testnet`.\n# WITNESS_* environment variables and flags override these values.\n"
+	return os.WriteFile(filepath.Join(nd, "witness.yaml"), append([]byte(header), b...), 0o600)
+}
+
+// policyText is the network's C2SP tlog-policy: every node's log key, every node's witness key
+// with its URL, and a quorum of more than two thirds of the members.
+func policyText(origin string, members []member) []byte {
+	var b strings.Builder
+	k := 2*len(members)/3 + 1
+	fmt.Fprintf(&b, "# C2SP tlog-policy for the witnessnet log %s.\n", origin)
+	fmt.Fprintf(&b, "# A checkpoint is accepted with a signature by one of the log keys and cosignatures\n")
+	fmt.Fprintf(&b, "# from %d of the %d members (more than two thirds).\n", k, len(members))
+	var names []string
+	for _, m := range members {
+		fmt.Fprintf(&b, "log %s\n", m.logVkey)
+	}
+	for _, m := range members {
+		fmt.Fprintf(&b, "witness %s %s %s\n", m.name, m.witVkey, m.url)
+		names = append(names, m.name)
+	}
+	fmt.Fprintf(&b, "group members %d %s\nquorum members\n", k, strings.Join(names, " "))
+	return []byte(b.String())
+}
