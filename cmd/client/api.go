@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// api talks to one node's HTTP API.
+type api struct {
+	base string
+	hc   *http.Client
+}
+
+func newAPI(base string) *api {
+	return &api{base: strings.TrimRight(base, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// apiError is a non-2xx answer.
+type apiError struct {
+	Status  int
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("server answered %d", e.Status)
+	}
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// do sends a request, retrying 429 and 503 answers after their Retry-After (a few times), and
+// returns the status and body of a 2xx answer.
+func (a *api) do(method, path string, body []byte) (int, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := a.hc.Do(req)
+		if err != nil {
+			return 0, nil, fmt.Errorf("cannot reach %s: %w", a.base, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return 0, nil, err
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return resp.StatusCode, data, nil
+		}
+		if (resp.StatusCode == 429 || resp.StatusCode == 503) && attempt < 5 {
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
+			continue
+		}
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil {
+			e.Message = strings.TrimSpace(string(data))
+		}
+		return resp.StatusCode, nil, e
+	}
+}
+
+func (a *api) getJSON(path string, v any) error {
+	_, data, err := a.do(http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// entry is GET /v1/entries/{id}.
+type entry struct {
+	Index      uint64          `json:"index"`
+	Entry      string          `json:"entry"`
+	Leaf       []byte          `json:"leaf"`
+	Envelope   json.RawMessage `json:"envelope"`
+	Layout     string          `json:"layout,omitempty"`
+	PublicKeys []string        `json:"public_keys,omitempty"`
+}
+
+type inclusionProof struct {
+	Index    uint64   `json:"index"`
+	TreeSize uint64   `json:"tree_size"`
+	Hashes   [][]byte `json:"hashes"`
+}
+
+type consistencyProof struct {
+	OldSize  uint64   `json:"old_size"`
+	TreeSize uint64   `json:"tree_size"`
+	Hashes   [][]byte `json:"hashes"`
+}
+
+func (a *api) checkpoint() ([]byte, error) {
+	_, data, err := a.do(http.MethodGet, "/checkpoint", nil)
+	return data, err
+}

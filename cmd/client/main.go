@@ -1,0 +1,120 @@
+// Command client is witnessnet's command-line client for submitters, co-signers, verifiers and
+// auditors.
+//
+// Exit status: 0 success, 1 a failed check (or an unreachable server), 2 bad usage.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+const usage = `usage: client <command> [flags]
+
+commands:
+  keygen   make a signing key pair            client keygen --out alice
+  sign     wrap a payload in a DSSE envelope  client sign --key alice.key --out env.json payload.json
+  submit   submit an envelope to the log      client submit --server URL --key-file alice.pub env.json
+  get      fetch an entry and check it        client get --server URL 12
+  prove    prove an entry is in a checkpoint  client prove --server URL --policy policy.txt 12
+
+Every command takes --json for machine-readable output. Exit status: 0 success, 1 failed check,
+2 bad usage.
+`
+
+// errUsage marks a usage error (exit 2).
+var errUsage = errors.New("usage")
+
+type command struct {
+	run func(env *env, args []string) error
+}
+
+var commands = map[string]command{
+	"keygen": {runKeygen},
+	"sign":   {runSign},
+	"submit": {runSubmit},
+	"get":    {runGet},
+	"prove":  {runProve},
+}
+
+// env is what every command writes to.
+type env struct {
+	stdout, stderr io.Writer
+	json           bool
+}
+
+// result prints v as JSON with --json, else the human text.
+func (e *env) result(v any, text string) {
+	if e.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return
+	}
+	fmt.Fprint(e.stdout, text)
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "client: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	e := &env{stdout: stdout, stderr: stderr}
+	err := cmd.run(e, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "client %s: %v\n", args[0], err)
+		return 2
+	default:
+		if e.json {
+			_ = json.NewEncoder(stdout).Encode(map[string]any{"ok": false, "error": err.Error()})
+		}
+		fmt.Fprintf(stderr, "client %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// flags makes a flag set with --json bound to env.
+func (e *env) flags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("client "+name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.BoolVar(&e.json, "json", false, "machine-readable output")
+	return fs
+}
+
+// parse parses flags and wraps flag errors as usage errors.
+func parse(fs *pflag.FlagSet, args []string, nargs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if nargs >= 0 && fs.NArg() != nargs {
+		return fmt.Errorf("%w: want %d argument(s), got %d", errUsage, nargs, fs.NArg())
+	}
+	return nil
+}
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
