@@ -17,6 +17,7 @@ func BenchmarkApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	l.Start()
 	defer l.Close()
 	const batch = 1000
 	payload := make([]byte, 700)

@@ -108,12 +108,13 @@ type Ledger struct {
 	integrated atomic.Uint64 // tree size the node has computed
 	boundary   atomic.Uint64 // last checkpoint boundary applied
 
-	kick     chan struct{} // wakes the sequencer
-	changed  chan struct{} // closed and replaced whenever the tree grows
-	changeMu sync.Mutex
-	cancel   context.CancelFunc
-	done     chan struct{}
-	closed   atomic.Bool
+	kick      chan struct{} // wakes the sequencer
+	changed   chan struct{} // closed and replaced whenever the tree grows
+	changeMu  sync.Mutex
+	cancel    context.CancelFunc
+	done      chan struct{}
+	startOnce sync.Once
+	closed    atomic.Bool
 }
 
 var quietTrillian sync.Once
@@ -132,7 +133,7 @@ func silenceTrillian() {
 	})
 }
 
-// Open opens (creating on first use) the ledger at cfg.Path and starts its sequencer.
+// Open opens (creating on first use) the ledger at cfg.Path. Start starts its sequencer.
 func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -148,11 +149,17 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		st.db.Close()
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	l.cancel, l.done = cancel, make(chan struct{})
-	go l.sequence(sctx)
-	l.poke()
 	return l, nil
+}
+
+// Start starts the sequencer. The caller starts it once whatever OnBoundary needs is ready.
+func (l *Ledger) Start() {
+	l.startOnce.Do(func() {
+		sctx, cancel := context.WithCancel(context.Background())
+		l.cancel, l.done = cancel, make(chan struct{})
+		go l.sequence(sctx)
+		l.poke()
+	})
 }
 
 func openStore(ctx context.Context, path string) (*store, error) {
@@ -275,8 +282,11 @@ func (l *Ledger) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	l.cancel()
-	<-l.done
+	l.startOnce.Do(func() {}) // a ledger closed before Start never starts
+	if l.cancel != nil {
+		l.cancel()
+		<-l.done
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.st.db.Close()

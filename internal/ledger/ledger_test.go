@@ -20,6 +20,7 @@ func openTest(t *testing.T, path string, hook func(context.Context, uint64, []by
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.Start()
 	t.Cleanup(func() { l.Close() })
 	return l
 }
@@ -96,6 +97,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.Start()
 	l.Apply([]Command{entries(t, 7, 0, 300)})
 	waitSize(t, l, 300)
 	if err := l.Close(); err != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // New starts a node: the ledger, its witness, its raft member, and the HTTP API. It returns once
-// the HTTP API serves. Start order: ledger, witness, raft transport, raft, HTTP; Shutdown undoes it
+// the HTTP API serves. Start order: witness, ledger (its sequencer cosigns through the witness), raft transport, raft, HTTP; Shutdown undoes it
 // in reverse.
 func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	cfg = cfg.withDefaults()
@@ -56,6 +56,12 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.collector = newCollector(n)
 
+	w, err := openCosigner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.witness = w
+	n.closers = append(n.closers, func(context.Context) error { return w.Close() })
 	n.ledger, err = ledger.Open(ctx, ledger.Config{Path: filepath.Join(cfg.DataDir, "state.db"), OnBoundary: n.collector.onBoundary, Logger: n.log})
 	if err != nil {
 		return nil, err
@@ -63,12 +69,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.closers = append(n.closers, func(context.Context) error { return n.ledger.Close() })
 	n.metrics = newMetrics(n)
 
-	w, err := openCosigner(cfg)
-	if err != nil {
-		return nil, err
-	}
-	n.witness = w
-	n.closers = append(n.closers, func(context.Context) error { return w.Close() })
+	n.ledger.Start()
 
 	trans := cfg.RaftTransport
 	if trans == nil {
