@@ -1,0 +1,91 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A node whose stored witness state disagrees with its tree (as after a rewritten history) must
+// refuse to cosign, say why, and its cosignature must not appear on anything published after.
+func TestNodeRefusesToCosignAgainstItsStoredState(t *testing.T) {
+	var logs syncBuffer
+	tn := newTestNet(t, 3, func(c *Config) {
+		if c.Name == "node3" {
+			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		}
+	})
+	tn.leader()
+	s := newSigner(t)
+	for i := range 20 {
+		if code, out := post(t, tn.members[i%3].url(), s.body(fmt.Appendf(nil, `{"i":%d}`, i))); code != http.StatusCreated {
+			t.Fatalf("submit: %d %v", code, out)
+		}
+	}
+	cp, _ := tn.waitCheckpoint(tn.members[0], 20)
+
+	// Stop node3 and make its witness state claim it cosigned another root at that size.
+	m3 := tn.members[2]
+	tn.stop(m3)
+	db, err := bbolt.Open(filepath.Join(m3.dir, "witness.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append(binary.BigEndian.AppendUint64(nil, cp.Size), bytes.Repeat([]byte{7}, 32)...)
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("witness/state")).Put([]byte(testOrigin), forged) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	tn.start(m3)
+
+	for i := 20; i < 30; i++ {
+		if code, out := post(t, tn.members[0].url(), s.body(fmt.Appendf(nil, `{"i":%d}`, i))); code != http.StatusCreated {
+			t.Fatalf("submit after restart: %d %v", code, out)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), "refusing to cosign") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node3 did not refuse; its log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "inconsistent with the last cosigned checkpoint") {
+		t.Fatalf("node3 refused without saying why:\n%s", logs.String())
+	}
+	// With quorum 3 of 3, nothing newer can be published without node3: the network stalls
+	// rather than publish what a member will not vouch for.
+	for _, m := range tn.members {
+		body, size := m.node.collector.published()
+		if size > cp.Size {
+			t.Fatalf("%s published size %d without node3's cosignature:\n%s", m.name, size, body)
+		}
+	}
+}
