@@ -114,6 +114,7 @@ type member struct {
 	id    string
 	dir   string
 	trans *raft.InmemTransport
+	wire  raft.Transport // what raft uses: trans itself or a fault-injecting wrapper
 	sm    *listSM
 	node  *Node
 }
@@ -125,12 +126,21 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, n int, tune func(*Config)) *cluster {
+	return newClusterWith(t, n, tune, nil)
+}
+
+// newClusterWith starts n members; wrap, if set, wraps each member's transport.
+func newClusterWith(t *testing.T, n int, tune func(*Config), wrap func(*raft.InmemTransport) raft.Transport) *cluster {
 	c := &cluster{t: t, tune: tune}
 	base := t.TempDir()
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(id))
-		c.members = append(c.members, &member{id: id, dir: filepath.Join(base, id), trans: tr})
+		m := &member{id: id, dir: filepath.Join(base, id), trans: tr, wire: tr}
+		if wrap != nil {
+			m.wire = wrap(tr)
+		}
+		c.members = append(c.members, m)
 	}
 	c.connectAll()
 	for _, m := range c.members {
@@ -152,7 +162,7 @@ func (c *cluster) config(m *member) Config {
 	for _, o := range c.members {
 		peers = append(peers, Peer{ID: o.id, Address: o.id})
 	}
-	cfg := Config{ID: m.id, Dir: m.dir, Transport: m.trans, Peers: peers,
+	cfg := Config{ID: m.id, Dir: m.dir, Transport: m.wire, Peers: peers,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 2 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
