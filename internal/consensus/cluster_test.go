@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 // listSM is a durable test state machine: an ordered list of records in bbolt, with the applied
 // index in the same transaction, as the real ledger keeps it.
 type listSM struct {
+	mu       sync.RWMutex // guards db, which Restore swaps
 	db       *bbolt.DB
 	applied  atomic.Uint64
 	applies  atomic.Int64 // commands applied since open
@@ -48,6 +50,8 @@ func openList(t testing.TB, path string) *listSM {
 
 func (s *listSM) Apply(cmds []Command) []any {
 	out := make([]any, len(cmds))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		l := tx.Bucket(bList)
 		for i, c := range cmds {
@@ -73,11 +77,15 @@ func (s *listSM) Apply(cmds []Command) []any {
 func (s *listSM) AppliedIndex() uint64 { return s.applied.Load() }
 
 func (s *listSM) Snapshot(w io.Writer) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.db.View(func(tx *bbolt.Tx) error { _, err := tx.WriteTo(w); return err })
 }
 
 func (s *listSM) Restore(r io.Reader) error {
 	s.restores.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	path := s.db.Path()
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -103,6 +111,8 @@ func (s *listSM) Restore(r io.Reader) error {
 }
 
 func (s *listSM) records() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []string
 	s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bList).ForEach(func(_, v []byte) error { out = append(out, string(v)); return nil })
