@@ -34,6 +34,8 @@ type cluster struct {
 	pol      *Policy
 	rec      *Recorder
 	disabled map[string]bool // nodes the suite has cut off or stopped on purpose
+	idMu     sync.Mutex
+	ids      map[string]string // service -> container id
 
 	cpMu    sync.Mutex
 	cps     []Checkpoint
@@ -92,15 +94,22 @@ func (c *cluster) docker(args ...string) (string, error) {
 	return run(ctx, nil, "docker", args...)
 }
 
-// container returns a service's container id.
+// container returns a service's container id. Ids are kept: stopping and starting a container
+// keeps its id, and asking compose each time costs most of a second.
 func (c *cluster) container(service string) string {
 	c.t.Helper()
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	if id, ok := c.ids[service]; ok {
+		return id
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	id := strings.TrimSpace(c.must(c.composeRun(ctx, "ps", "-q", service)))
 	if id == "" {
 		c.t.Fatalf("no container for %s", service)
 	}
+	c.ids[service] = id
 	return id
 }
 

@@ -143,15 +143,23 @@ func tail(s string, n int) string {
 
 // newAcks counts appends acknowledged with 201 (newly appended, not a resubmission) whose call
 // and return both fall inside w, optionally only those answered by one node.
-func newAcks(ops []Op, w Window, node string) int {
-	n := 0
+func newAcks(ops []Op, w Window, node string) []Op {
+	var out []Op
 	for _, op := range ops {
 		if op.Kind == Append && op.Outcome == Ok && op.Status == 201 && op.Call >= w.From && op.Return <= w.To &&
 			(node == "" || op.Node == node) {
-			n++
+			out = append(out, op)
 		}
 	}
-	return n
+	return out
+}
+
+func describe(ops []Op) string {
+	var parts []string
+	for _, op := range ops[:min(len(ops), 5)] {
+		parts = append(parts, fmt.Sprintf("index %d by %s [%v, %v]", op.Index, op.Node, time.Duration(op.Call), time.Duration(op.Return)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // waitAcks waits until at least k appends are acknowledged after from.
@@ -215,11 +223,12 @@ func twoFollowersDown(t *testing.T, c *cluster) (Window, string) {
 	for _, n := range down {
 		c.kill(n)
 	}
+	allDown := c.rec.Now() // the quorum is gone only once both are down
 	hold(5 * time.Second)
 	restart := c.rec.Now()
 	// A reply already on its way when the followers died may arrive just after: one second of grace.
-	if n := newAcks(c.rec.Ops(), Window{from + int64(time.Second), restart}, ""); n > 0 {
-		t.Errorf("FAIL %d appends newly acknowledged while only 2 of 4 nodes were up", n)
+	if acks := newAcks(c.rec.Ops(), Window{allDown + int64(time.Second), restart}, ""); len(acks) > 0 {
+		t.Errorf("FAIL %d appends newly acknowledged while only 2 of 4 nodes were up (both down at %v): %s", len(acks), time.Duration(allDown), describe(acks))
 	}
 	for _, n := range down {
 		c.start(n)
@@ -252,8 +261,8 @@ func minorityPartition(t *testing.T, c *cluster) (Window, string) {
 	c.connect(old)
 	// The host reaches nodes over the same network: nothing could be sent to the cut-off leader,
 	// but a reply it gave as the link went down may arrive just after; one second of grace.
-	if n := newAcks(c.rec.Ops(), Window{from + int64(time.Second), healAt}, old); n > 0 {
-		t.Errorf("FAIL the cut-off leader %s acknowledged %d new appends", old, n)
+	if acks := newAcks(c.rec.Ops(), Window{from + int64(time.Second), healAt}, old); len(acks) > 0 {
+		t.Errorf("FAIL the cut-off leader %s acknowledged %d new appends: %s", old, len(acks), describe(acks))
 	}
 	c.poll(t, 15*time.Second, old+" to follow "+leader, func() bool {
 		s, err := c.status(old)
@@ -399,7 +408,7 @@ func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string)
 
 	// For a while, everything the damaged node serves MUST be right: the entry, its bundle, its
 	// checkpoint (which the checkpoint watcher holds to the converged log).
-	outcome := "refused to start"
+	outcome := "never answered for the damaged entry"
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		got, code, err := c.apis[n].EntryLeaf(ctx, index)
@@ -409,7 +418,7 @@ func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string)
 				break
 			}
 			outcome = "served the intact entry"
-		} else if err == nil {
+		} else if err == nil && outcome != "served the intact entry" {
 			outcome = fmt.Sprintf("answered %d for the damaged entry", code)
 		}
 		if bad := c.checkBundle(n, index, leaf); bad != "" {
@@ -437,10 +446,15 @@ func damage(src, dst string, leaf []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The tail of the envelope's base64 (its signature) is unique to this entry; the start is
+	// the same for every envelope of the workload.
 	needle := leaf
 	if i := strings.Index(string(leaf), `"envelope":"`); i >= 0 {
-		needle = leaf[i+len(`"envelope":"`):]
-		needle = needle[:min(len(needle), 64)]
+		env := leaf[i+len(`"envelope":"`):]
+		if j := strings.IndexByte(string(env), '"'); j > 0 {
+			env = env[:j]
+		}
+		needle = env[max(0, len(env)-64):]
 	}
 	hits := 0
 	for off := 0; ; {
