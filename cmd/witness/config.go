@@ -67,6 +67,8 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 	}
 	cfg.Consensus.SnapshotThreshold = fc.SnapshotThreshold
 	cfg.Consensus.TrailingLogs = fc.TrailingLogs
+	cfg.Consensus.SnapshotInterval = fc.SnapshotInterval
+	cfg.Consensus.WALSegmentBytes = fc.WALSegmentBytes
 	cfg.Consensus.ElectionTimeout = fc.ElectionTimeout
 	cfg.Consensus.HeartbeatTimeout = fc.ElectionTimeout
 	for _, p := range fc.Peers {

@@ -36,6 +36,8 @@ type fileConfig struct {
 	SnapshotThreshold  uint64        `mapstructure:"snapshot_threshold" yaml:"snapshot_threshold,omitempty"`
 	TrailingLogs       uint64        `mapstructure:"trailing_logs" yaml:"trailing_logs,omitempty"`
 	ElectionTimeout    time.Duration `mapstructure:"election_timeout" yaml:"election_timeout,omitempty"`
+	SnapshotInterval   time.Duration `mapstructure:"snapshot_interval" yaml:"snapshot_interval,omitempty"`
+	WALSegmentBytes    int           `mapstructure:"wal_segment_bytes" yaml:"wal_segment_bytes,omitempty"`
 	Peers              []peerConfig  `mapstructure:"peers" yaml:"peers,omitempty"`
 }
 
@@ -63,7 +65,7 @@ func loadConfig(args []string) (*fileConfig, error) {
 	v.SetEnvPrefix("WITNESS")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
-	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "log_level", "max_request_bytes", "queue_depth", "snapshot_threshold", "trailing_logs", "election_timeout"} {
+	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "log_level", "max_request_bytes", "queue_depth", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
 		_ = v.BindEnv(k)
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
