@@ -66,7 +66,7 @@ func (q kOfN) Satisfied(ws []string) bool {
 }
 
 type testNet struct {
-	t       *testing.T
+	t       testing.TB
 	members []*testMember
 	quorum  int
 	tune    func(*Config)
@@ -83,7 +83,7 @@ func freeAddr(t testing.TB) string {
 
 // newTestNet starts n members on loopback: real raft over TCP with raft-wal on disk, real ledgers
 // and witnesses on bbolt, real HTTP.
-func newTestNet(t *testing.T, n int, tune func(*Config)) *testNet {
+func newTestNet(t testing.TB, n int, tune func(*Config)) *testNet {
 	tn := &testNet{t: t, quorum: 2*n/3 + 1, tune: tune}
 	base := t.TempDir()
 	for i := range n {
