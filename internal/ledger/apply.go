@@ -35,9 +35,10 @@ type Command struct {
 
 // Result is the outcome for one record.
 type Result struct {
-	Index     uint64 // where the entry is (its original index for a duplicate)
-	Duplicate bool   // the identity was already in the log
-	Err       error  // a deterministic rejection; nothing was stored for this record
+	Index     uint64        // where the entry is (its original index for a duplicate)
+	Duplicate bool          // the identity was already in the log
+	Err       error         // a deterministic rejection; nothing was stored for this record
+	Cosign    *CosignResult // for KindCosign: the group's state after this contribution
 }
 
 // Apply applies committed commands in order, all in one bbolt transaction together with the raft
@@ -62,6 +63,12 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 			switch c.Kind {
 			case KindEntries:
 				res, n, err := st.applyEntries(tx, next, c)
+				if err != nil {
+					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
+				}
+				out[i], next = res, n
+			case KindCosign:
+				res, n, err := st.applyCosign(tx, next, c, l.cfg.Merge)
 				if err != nil {
 					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
 				}
@@ -120,6 +127,9 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 			if err := tx.Bucket(bucketBlobs).Put(u64(next), r.Blob); err != nil {
 				return nil, 0, err
 			}
+		}
+		if err := putTerms(tx, next, r.Terms); err != nil {
+			return nil, 0, err
 		}
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIndex:        int64(next),

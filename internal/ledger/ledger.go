@@ -64,7 +64,10 @@ type Config struct {
 	// boundary, with the size and the root the node computed itself. It runs on the sequencer
 	// goroutine: integration waits for it.
 	OnBoundary func(ctx context.Context, size uint64, root []byte)
-	Logger     *slog.Logger
+	// Merge merges the signatures of two envelopes over one payload, for threshold co-signing
+	// (KindCosign). It MUST be pure and the same on every replica.
+	Merge  Merger
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -184,7 +187,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 
 func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries} {
+		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -95,29 +95,59 @@ func ParseLeaf(b []byte) (*Leaf, error) {
 // Record is one proposed entry, as the admitting node hands it to consensus.
 type Record struct {
 	Identity Identity
-	Leaf     []byte // Merkle leaf data, at most MaxBundleEntry bytes
-	Blob     []byte // the envelope, when Leaf carries it by digest only
+	Leaf     []byte   // Merkle leaf data, at most MaxBundleEntry bytes
+	Blob     []byte   // the envelope, when Leaf carries it by digest only
+	Terms    []string // search terms the entry is indexed under (see Search); not part of the leaf
 }
 
-const recordVersion = 1
+// Record encodings: version 1 has no terms; version 2 appends them. Both decode.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
-// MarshalBinary encodes a record: version, identity, uvarint-prefixed leaf, uvarint-prefixed blob.
+// MaxTerms and MaxTermBytes bound the search terms of one record.
+const (
+	MaxTerms     = 4096
+	MaxTermBytes = 512
+)
+
+// MarshalBinary encodes a record: version, identity, uvarint-prefixed leaf, uvarint-prefixed
+// blob, then (version 2) a uvarint count of uvarint-prefixed terms.
 func (r *Record) MarshalBinary() ([]byte, error) {
+	if len(r.Terms) > MaxTerms {
+		return nil, fmt.Errorf("%w: %d terms", ErrMalformedRecord, len(r.Terms))
+	}
 	out := make([]byte, 0, 1+len(r.Identity)+2*binary.MaxVarintLen64+len(r.Leaf)+len(r.Blob))
-	out = append(out, recordVersion)
+	version := byte(recordV1)
+	if len(r.Terms) > 0 {
+		version = recordV2
+	}
+	out = append(out, version)
 	out = append(out, r.Identity[:]...)
 	out = binary.AppendUvarint(out, uint64(len(r.Leaf)))
 	out = append(out, r.Leaf...)
 	out = binary.AppendUvarint(out, uint64(len(r.Blob)))
 	out = append(out, r.Blob...)
+	if version == recordV2 {
+		out = binary.AppendUvarint(out, uint64(len(r.Terms)))
+		for _, t := range r.Terms {
+			if !validTerm(t) {
+				return nil, fmt.Errorf("%w: term %q", ErrMalformedRecord, t)
+			}
+			out = binary.AppendUvarint(out, uint64(len(t)))
+			out = append(out, t...)
+		}
+	}
 	return out, nil
 }
 
 // UnmarshalBinary decodes a record. The leaf and blob alias b.
 func (r *Record) UnmarshalBinary(b []byte) error {
-	if len(b) < 1+len(r.Identity) || b[0] != recordVersion {
+	if len(b) < 1+len(r.Identity) || (b[0] != recordV1 && b[0] != recordV2) {
 		return fmt.Errorf("%w: bad header", ErrMalformedRecord)
 	}
+	version := b[0]
 	copy(r.Identity[:], b[1:])
 	b = b[1+len(r.Identity):]
 	var err error
@@ -126,6 +156,12 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	if r.Blob, b, err = cutField(b); err != nil {
 		return err
+	}
+	r.Terms = nil
+	if version == recordV2 {
+		if r.Terms, b, err = cutTerms(b); err != nil {
+			return err
+		}
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrMalformedRecord, len(b))
@@ -137,6 +173,33 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		r.Blob = nil
 	}
 	return nil
+}
+
+// validTerm reports whether t can be a search term: non-empty, bounded, and free of NUL (the
+// index key separator).
+func validTerm(t string) bool {
+	return len(t) > 0 && len(t) <= MaxTermBytes && !strings.ContainsRune(t, 0)
+}
+
+func cutTerms(b []byte) ([]string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n == 0 || n > MaxTerms {
+		return nil, nil, fmt.Errorf("%w: bad term count", ErrMalformedRecord)
+	}
+	b = b[k:]
+	terms := make([]string, 0, n)
+	for range n {
+		var t []byte
+		var err error
+		if t, b, err = cutField(b); err != nil {
+			return nil, nil, err
+		}
+		if !validTerm(string(t)) {
+			return nil, nil, fmt.Errorf("%w: term of %d bytes", ErrMalformedRecord, len(t))
+		}
+		terms = append(terms, string(t))
+	}
+	return terms, b, nil
 }
 
 func cutField(b []byte) (field, rest []byte, err error) {

@@ -44,9 +44,29 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+func TestRecordTermsRoundTrip(t *testing.T) {
+	r := Record{Identity: IdentityOf([]byte("e")), Leaf: []byte("leaf"), Terms: []string{"type:link", "step:x/build"}}
+	b, err := r.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Record
+	if err := got.UnmarshalBinary(b); err != nil || len(got.Terms) != 2 || got.Terms[1] != "step:x/build" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for _, bad := range [][]string{{""}, {"a\x00b"}, {string(make([]byte, MaxTermBytes+1))}} {
+		if _, err := (&Record{Leaf: []byte("l"), Terms: bad}).MarshalBinary(); err == nil {
+			t.Errorf("terms %q accepted", bad)
+		}
+	}
+}
+
 func FuzzRecord(f *testing.F) {
 	r := Record{Identity: IdentityOf([]byte("e")), Leaf: []byte("leaf")}
 	b, _ := r.MarshalBinary()
+	f.Add(b)
+	r.Terms = []string{"type:link", "digest:sha256:00"}
+	b, _ = r.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Record
