@@ -19,10 +19,10 @@ import (
 
 // replicator is what the node needs from consensus.
 type replicator interface {
-	// ProposeEntries appends records as one replicated command (on the leader) and returns one
-	// result per record once the command is committed and applied. Off the leader it returns an
-	// error wrapping errNotLeader.
-	ProposeEntries(ctx context.Context, records [][]byte) ([]ledger.Result, error)
+	// Propose replicates records as one command of the given kind (on the leader) and returns
+	// one result per record once the command is committed and applied. Off the leader it
+	// returns an error wrapping errNotLeader.
+	Propose(ctx context.Context, kind ledger.Kind, records [][]byte) ([]ledger.Result, error)
 	// ProposeBoundary marks a checkpoint boundary at the current size.
 	ProposeBoundary(ctx context.Context) error
 	// Leader returns the member name of the current leader, or "" when there is none.
@@ -123,12 +123,12 @@ func (p *proposer) flush(batch []pending) {
 	var results []ledger.Result
 	var err error
 	if p.n.raft.IsLeader() {
-		results, err = p.n.raft.ProposeEntries(ctx, recs)
+		results, err = p.n.raft.Propose(ctx, ledger.KindEntries, recs)
 	} else {
 		err = errNotLeader
 	}
 	if errors.Is(err, errNotLeader) {
-		results, err = p.n.forward(ctx, recs)
+		results, err = p.n.forward(ctx, ledger.KindEntries, recs)
 	}
 	if err == nil && len(results) != len(batch) {
 		err = fmt.Errorf("proposal returned %d results for %d records", len(results), len(batch))
@@ -153,14 +153,36 @@ func unavailable(err error) error {
 		Message: fmt.Sprintf("not committed: %v; resubmitting the same envelope is safe", err), RetryAfter: time.Second}
 }
 
+// proposeNow replicates one command without queueing, through the leader if this node does not
+// lead. Threshold contributions take this path: they are rare and must not wait behind entries.
+func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
+	defer cancel()
+	var results []ledger.Result
+	err := errNotLeader
+	if n.raft.IsLeader() {
+		results, err = n.raft.Propose(ctx, kind, recs)
+	}
+	if errors.Is(err, errNotLeader) {
+		results, err = n.forward(ctx, kind, recs)
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(results) != len(recs) {
+		return nil, unavailable(fmt.Errorf("proposal returned %d results for %d records", len(results), len(recs)))
+	}
+	return results, nil
+}
+
 // forward sends a batch to the leader, signed with this member's forwarding key.
-func (n *Node) forward(ctx context.Context, recs [][]byte) ([]ledger.Result, error) {
+func (n *Node) forward(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
 	leader := n.raft.Leader()
 	peer, ok := n.peers[leader]
 	if leader == "" || !ok || leader == n.cfg.Name {
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
 	}
-	body := encodeBatch(recs)
+	body := encodeBatch(kind, recs)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+"/v1/internal/propose", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -186,7 +208,7 @@ func (n *Node) forward(ctx context.Context, recs [][]byte) ([]ledger.Result, err
 	}
 	results := make([]ledger.Result, len(out))
 	for i, r := range out {
-		results[i] = ledger.Result{Index: r.Index, Duplicate: r.Duplicate}
+		results[i] = ledger.Result{Index: r.Index, Duplicate: r.Duplicate, Cosign: r.Cosign}
 		if r.Error != "" {
 			results[i].Err = errors.New(r.Error)
 		}
@@ -195,9 +217,10 @@ func (n *Node) forward(ctx context.Context, recs [][]byte) ([]ledger.Result, err
 }
 
 type forwardResult struct {
-	Index     uint64 `json:"index"`
-	Duplicate bool   `json:"duplicate,omitempty"`
-	Error     string `json:"error,omitempty"`
+	Index     uint64               `json:"index"`
+	Duplicate bool                 `json:"duplicate,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	Cosign    *ledger.CosignResult `json:"cosign,omitempty"`
 }
 
 func forwardMessage(body []byte) []byte {
@@ -219,7 +242,7 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, errorf(http.StatusForbidden, "not_a_member", "forwarded batch is not signed by a member"))
 		return
 	}
-	recs, err := decodeBatch(body)
+	kind, recs, err := decodeBatch(body)
 	if err != nil {
 		n.writeError(w, r, errorf(http.StatusBadRequest, "malformed_batch", "%v", err))
 		return
@@ -228,14 +251,14 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second})
 		return
 	}
-	results, err := n.raft.ProposeEntries(r.Context(), recs)
+	results, err := n.raft.Propose(r.Context(), kind, recs)
 	if err != nil {
 		n.writeError(w, r, unavailable(err))
 		return
 	}
 	out := make([]forwardResult, len(results))
 	for i, res := range results {
-		out[i] = forwardResult{Index: res.Index, Duplicate: res.Duplicate}
+		out[i] = forwardResult{Index: res.Index, Duplicate: res.Duplicate, Cosign: res.Cosign}
 		if res.Err != nil {
 			out[i].Error = res.Err.Error()
 		}
@@ -243,8 +266,9 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func encodeBatch(recs [][]byte) []byte {
-	var out []byte
+// encodeBatch encodes a forwarded command: its kind, then uvarint-prefixed records.
+func encodeBatch(kind ledger.Kind, recs [][]byte) []byte {
+	out := []byte{byte(kind)}
 	out = binary.AppendUvarint(out, uint64(len(recs)))
 	for _, r := range recs {
 		out = binary.AppendUvarint(out, uint64(len(r)))
@@ -253,23 +277,31 @@ func encodeBatch(recs [][]byte) []byte {
 	return out
 }
 
-func decodeBatch(b []byte) ([][]byte, error) {
+func decodeBatch(b []byte) (ledger.Kind, [][]byte, error) {
+	if len(b) == 0 {
+		return 0, nil, errors.New("empty batch")
+	}
+	kind := ledger.Kind(b[0])
+	if kind != ledger.KindEntries && kind != ledger.KindCosign {
+		return 0, nil, fmt.Errorf("members cannot forward commands of kind %d", kind)
+	}
+	b = b[1:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return nil, errors.New("bad record count")
+		return 0, nil, errors.New("bad record count")
 	}
 	b = b[k:]
 	recs := make([][]byte, 0, n)
 	for range n {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, errors.New("bad record length")
+			return 0, nil, errors.New("bad record length")
 		}
 		recs = append(recs, b[k:k+int(l)])
 		b = b[k+int(l):]
 	}
 	if len(b) != 0 {
-		return nil, errors.New("trailing bytes")
+		return 0, nil, errors.New("trailing bytes")
 	}
-	return recs, nil
+	return kind, recs, nil
 }

@@ -37,8 +37,8 @@ type raftReplicator struct{ n *consensus.Node }
 
 var _ replicator = raftReplicator{}
 
-func (r raftReplicator) ProposeEntries(ctx context.Context, records [][]byte) ([]ledger.Result, error) {
-	resp, err := r.n.Propose(ctx, uint8(ledger.KindEntries), records)
+func (r raftReplicator) Propose(ctx context.Context, kind ledger.Kind, records [][]byte) ([]ledger.Result, error) {
+	resp, err := r.n.Propose(ctx, uint8(kind), records)
 	if err != nil {
 		if errors.Is(err, consensus.ErrNotLeader) {
 			return nil, fmt.Errorf("%w: %v", errNotLeader, err)
