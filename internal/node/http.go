@@ -31,6 +31,7 @@ func (n *Node) routes() http.Handler {
 	h("POST /v1/internal/propose", "forward", n.handleForward)
 	h("GET /checkpoint", "checkpoint", n.handleCheckpoint)
 	h("GET /tile/", "tile", n.handleTile)
+	h("GET /{$}", "status_page", n.handleStatusPage)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", n.metrics.handler())
 	return mux

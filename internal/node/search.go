@@ -138,22 +138,8 @@ func (n *Node) handlePending(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	resp := pendingResponse{Pending: []pendingView{}, Disagreements: []disagreement{}}
-	bySteps := map[[2]string][]string{}
-	var order [][2]string
-	for _, p := range groups {
-		resp.Pending = append(resp.Pending, viewOf(p, false))
-		k := [2]string{p.Layout, p.Step}
-		if _, ok := bySteps[k]; !ok {
-			order = append(order, k)
-		}
-		bySteps[k] = append(bySteps[k], p.Payload)
-	}
-	for _, k := range order {
-		if len(bySteps[k]) > 1 {
-			resp.Disagreements = append(resp.Disagreements, disagreement{Layout: k[0], Step: k[1], Payloads: bySteps[k]})
-		}
-	}
+	var resp pendingResponse
+	resp.Pending, resp.Disagreements = pendingViews(groups)
 	writeJSON(w, http.StatusOK, resp)
 }
 
