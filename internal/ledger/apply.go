@@ -73,6 +73,12 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
 				}
 				out[i], next = res, n
+			case KindMembership:
+				res, err := applyMembership(tx, c)
+				if err != nil {
+					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
+				}
+				out[i] = res
 			case KindBoundary:
 				if next > boundary {
 					if err := tx.Bucket(bucketBoundaries).Put(u64(next), nil); err != nil {

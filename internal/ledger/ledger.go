@@ -66,8 +66,11 @@ type Config struct {
 	OnBoundary func(ctx context.Context, size uint64, root []byte)
 	// Merge merges the signatures of two envelopes over one payload, for threshold co-signing
 	// (KindCosign). It MUST be pure and the same on every replica.
-	Merge  Merger
-	Logger *slog.Logger
+	Merge Merger
+	// Genesis is the network's first membership document (text of version 1), the same on every
+	// member; later versions arrive as KindMembership commands. Nil: no replicated membership.
+	Genesis []byte
+	Logger  *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -147,6 +150,10 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := st.initMembership(cfg.Genesis); err != nil {
+		st.db.Close()
+		return nil, err
+	}
 	l := &Ledger{cfg: cfg, log: cfg.Logger, st: st, kick: make(chan struct{}, 1), changed: make(chan struct{})}
 	if err := l.loadCounters(ctx); err != nil {
 		st.db.Close()
@@ -187,7 +194,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 
 func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete} {
+		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete, bucketMembership} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
