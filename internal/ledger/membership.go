@@ -107,3 +107,17 @@ func (l *Ledger) Membership() (*verify.Membership, []byte, error) {
 	})
 	return m, raw, err
 }
+
+// MembershipVersion is the version of the current membership, 0 without one.
+func (l *Ledger) MembershipVersion() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var v uint64
+	_ = l.st.db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketMembership).Cursor().Last(); k != nil {
+			v = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return v
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,8 @@ type testNet struct {
 	members []*testMember
 	quorum  int
 	tune    func(*Config)
+	// genesisK > 0 governs the network by a replicated membership with a genesisK-of-n quorum.
+	genesisK int
 }
 
 func freeAddr(t testing.TB) string {
@@ -84,7 +87,11 @@ func freeAddr(t testing.TB) string {
 // newTestNet starts n members on loopback: real raft over TCP with raft-wal on disk, real ledgers
 // and witnesses on bbolt, real HTTP.
 func newTestNet(t testing.TB, n int, tune func(*Config)) *testNet {
-	tn := &testNet{t: t, quorum: 2*n/3 + 1, tune: tune}
+	return startTestNet(&testNet{t: t, quorum: 2*n/3 + 1, tune: tune}, n)
+}
+
+func startTestNet(tn *testNet, n int) *testNet {
+	t := tn.t
 	base := t.TempDir()
 	for i := range n {
 		m := &testMember{name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(base, fmt.Sprintf("node%d", i+1))}
@@ -157,10 +164,29 @@ func (tn *testNet) config(m *testMember) Config {
 	cfg.Consensus.HeartbeatTimeout = 200 * time.Millisecond
 	cfg.Consensus.ElectionTimeout = 200 * time.Millisecond
 	cfg.Consensus.LeaderLeaseTimeout = 100 * time.Millisecond
+	if tn.genesisK > 0 {
+		cfg.Genesis = tn.genesis(1, tn.genesisK)
+	}
 	if tn.tune != nil {
 		tn.tune(&cfg)
 	}
 	return cfg
+}
+
+// genesis is a membership text naming every member, with a k-of-n quorum.
+func (tn *testNet) genesis(version uint64, k int) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "witnessnet membership v1\nversion %d\n", version)
+	var names []string
+	for _, o := range tn.members {
+		fmt.Fprintf(&b, "log %s\n", o.logVkey)
+	}
+	for _, o := range tn.members {
+		fmt.Fprintf(&b, "witness %s %s\n", o.name, o.witVkey)
+		names = append(names, o.name)
+	}
+	fmt.Fprintf(&b, "group members %d %s\nquorum members\n", k, strings.Join(names, " "))
+	return []byte(b.String())
 }
 
 func (tn *testNet) start(m *testMember) {

@@ -282,7 +282,7 @@ func decodeBatch(b []byte) (ledger.Kind, [][]byte, error) {
 		return 0, nil, errors.New("empty batch")
 	}
 	kind := ledger.Kind(b[0])
-	if kind != ledger.KindEntries && kind != ledger.KindCosign {
+	if kind != ledger.KindEntries && kind != ledger.KindCosign && kind != ledger.KindMembership {
 		return 0, nil, fmt.Errorf("members cannot forward commands of kind %d", kind)
 	}
 	b = b[1:]

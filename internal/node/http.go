@@ -25,6 +25,8 @@ func (n *Node) routes() http.Handler {
 	h("GET /v1/proof/consistency", "consistency", n.handleConsistency)
 	h("GET /v1/status", "status", n.handleStatus)
 	h("GET /v1/search", "search", n.handleSearch)
+	h("GET /v1/membership", "membership", n.handleMembership)
+	h("POST /v1/membership", "membership_propose", n.handleProposeMembership)
 	h("GET /v1/pending", "pending", n.handlePending)
 	h("GET /v1/pending/{id}", "pending_group", n.handlePendingGroup)
 	h("POST /v1/cosignatures", "cosignatures", n.handleCosignatures)

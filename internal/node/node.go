@@ -38,12 +38,16 @@ type Config struct {
 	RaftBind string // listen address for raft, if not RaftAddr (containers)
 	Peers    []Peer // every member, this node included
 
-	LogSigner          note.Signer        // signs checkpoints; key name = Origin
-	LogVerifiers       []note.Verifier    // every member's log key
-	WitnessSkey        string             // this member's witness key, signed-note private key form
-	WitnessKey         ed25519.PrivateKey // the same key, raw: signs forwarded batches
-	Witnesses          []note.Verifier    // every member's cosignature/v1 verifier, by name
-	Quorum             quorum             // the policy's quorum rule over witness names
+	LogSigner    note.Signer        // signs checkpoints; key name = Origin
+	LogVerifiers []note.Verifier    // every member's log key
+	WitnessSkey  string             // this member's witness key, signed-note private key form
+	WitnessKey   ed25519.PrivateKey // the same key, raw: signs forwarded batches
+	Witnesses    []note.Verifier    // every member's cosignature/v1 verifier, by name
+	Quorum       quorum             // the policy's quorum rule over witness names
+	// Genesis, if set, is the network's first membership document (text of version 1); the
+	// replicated membership then replaces Quorum and Witnesses, and changes only by signed
+	// new versions (POST /v1/membership).
+	Genesis            []byte
 	CheckpointInterval time.Duration
 
 	MaxRequestBytes int64         // POST /v1/entries body limit
@@ -128,7 +132,7 @@ type Node struct {
 	forwardKeys map[string]ed25519.PublicKey
 	logVerifier note.Verifier
 	// noteVerifiers knows every member's log and witness keys.
-	noteVerifiers note.Verifiers
+	noteVerifiers note.Verifiers // the current members' log and witness keys
 
 	srv      *http.Server
 	listener net.Listener

@@ -45,7 +45,8 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 	}
 	vs := append([]note.Verifier{}, cfg.LogVerifiers...)
-	n.noteVerifiers = note.VerifierList(append(vs, cfg.Witnesses...)...)
+	gov := &governance{static: cfg.Quorum, staticVerifiers: note.VerifierList(append(vs, cfg.Witnesses...)...)}
+	n.quorum, n.noteVerifiers = gov, gov
 	for _, v := range cfg.LogVerifiers {
 		if v.Name() == cfg.LogSigner.Name() && v.KeyHash() == cfg.LogSigner.KeyHash() {
 			n.logVerifier = v
@@ -62,10 +63,12 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.witness = w
 	n.closers = append(n.closers, func(context.Context) error { return w.Close() })
-	n.ledger, err = ledger.Open(ctx, ledger.Config{Path: filepath.Join(cfg.DataDir, "state.db"), OnBoundary: n.collector.onBoundary, Logger: n.log})
+	n.ledger, err = ledger.Open(ctx, ledger.Config{Path: filepath.Join(cfg.DataDir, "state.db"), OnBoundary: n.collector.onBoundary,
+		Merge: mergeSignatures, Genesis: cfg.Genesis, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
+	gov.l = n.ledger
 	n.closers = append(n.closers, func(context.Context) error { return n.ledger.Close() })
 	n.metrics = newMetrics(n)
 
