@@ -65,6 +65,23 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 		Witnesses: policy.WitnessVerifiers(), Quorum: policy, CheckpointInterval: fc.CheckpointInterval,
 		MaxRequestBytes: fc.MaxRequestBytes, QueueDepth: fc.QueueDepth, Logger: log,
 	}
+	if fc.Membership != "" {
+		genesis, err := os.ReadFile(fc.Membership)
+		if err != nil {
+			return cfg, fmt.Errorf("membership: %w", err)
+		}
+		m, err := verify.ParseMembershipText(genesis)
+		if err != nil {
+			return cfg, fmt.Errorf("membership %s: %w", fc.Membership, err)
+		}
+		if m.Version != 1 {
+			return cfg, fmt.Errorf("membership %s: the configured document must be the genesis (version 1); later versions are replicated", fc.Membership)
+		}
+		if _, ok := m.Policy.Witness(fc.Name); !ok {
+			return cfg, fmt.Errorf("membership %s has no witness named %q", fc.Membership, fc.Name)
+		}
+		cfg.Genesis = genesis
+	}
 	cfg.Consensus.SnapshotThreshold = fc.SnapshotThreshold
 	cfg.Consensus.TrailingLogs = fc.TrailingLogs
 	cfg.Consensus.SnapshotInterval = fc.SnapshotInterval

@@ -29,6 +29,7 @@ type fileConfig struct {
 	LogKey             string        `mapstructure:"log_key" yaml:"log_key,omitempty"`
 	WitnessKey         string        `mapstructure:"witness_key" yaml:"witness_key,omitempty"`
 	Policy             string        `mapstructure:"policy" yaml:"policy,omitempty"`
+	Membership         string        `mapstructure:"membership" yaml:"membership,omitempty"` // genesis membership document
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval" yaml:"checkpoint_interval,omitempty"`
 	LogLevel           string        `mapstructure:"log_level" yaml:"log_level,omitempty"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes" yaml:"max_request_bytes,omitempty"`

@@ -106,7 +106,24 @@ func writeTestnet(s testnetSpec) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "policy.txt"), policyText(s.Origin, members), 0o644)
+	policy := policyText(s.Origin, members)
+	if err := os.WriteFile(filepath.Join(dir, "policy.txt"), policy, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "membership.txt"), membershipText(policy), 0o644)
+}
+
+// membershipText is the genesis membership document: version 1 of the network's governance, the
+// same policy. Later versions need signatures of a quorum of the members (client membership).
+func membershipText(policy []byte) []byte {
+	var b strings.Builder
+	b.WriteString("witnessnet membership v1\nversion 1\n")
+	for _, line := range strings.SplitAfter(string(policy), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			b.WriteString(line)
+		}
+	}
+	return []byte(b.String())
 }
 
 func writeMember(dir string, s testnetSpec, m member, all []member) error {
@@ -122,10 +139,12 @@ func writeMember(dir string, s testnetSpec, m member, all []member) error {
 	cfg := fileConfig{
 		Name: m.name, Origin: s.Origin, DataDir: filepath.Join(nd, "data"), HTTPAddr: m.httpAddr, RaftAddr: m.raftAddr,
 		LogKey: filepath.Join(nd, "log.key"), WitnessKey: filepath.Join(nd, "witness.key"), Policy: filepath.Join(dir, "policy.txt"),
+		Membership: filepath.Join(dir, "membership.txt"),
 	}
 	if len(s.Hosts) > 0 {
 		// Inside containers the network directory is mounted at /testnet.
 		cfg.DataDir, cfg.LogKey, cfg.WitnessKey, cfg.Policy = "/data", "/testnet/"+m.name+"/log.key", "/testnet/"+m.name+"/witness.key", "/testnet/policy.txt"
+		cfg.Membership = "/testnet/membership.txt"
 		cfg.RaftBind = fmt.Sprintf("0.0.0.0:%d", s.BasePort+100)
 	}
 	for _, o := range all {
