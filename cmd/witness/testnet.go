@@ -1,17 +1,15 @@
 package main
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/pflag"
-	fnote "github.com/transparency-dev/formats/note"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/mod/sumdb/note"
+
+	"github.com/witnessnet/witnessnet/internal/localnet"
 )
 
 // DefaultOrigin is the log origin testnet writes unless told otherwise.
@@ -54,11 +52,6 @@ func testnetCmd(args []string) int {
 	return 0
 }
 
-type member struct {
-	name, httpAddr, raftAddr, url      string
-	logSkey, logVkey, witSkey, witVkey string
-}
-
 func writeTestnet(s testnetSpec) error {
 	if s.Nodes < 1 || s.Nodes > 64 {
 		return fmt.Errorf("--nodes %d: want 1..64", s.Nodes)
@@ -76,79 +69,59 @@ func writeTestnet(s testnetSpec) error {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 && !s.Force {
 		return fmt.Errorf("%s is not empty (use --force to overwrite)", dir)
 	}
-	members := make([]member, s.Nodes)
+	members := make([]localnet.Member, s.Nodes)
 	for i := range members {
-		m := &members[i]
-		m.name = fmt.Sprintf("node%d", i+1)
+		m, err := localnet.NewMember(fmt.Sprintf("node%d", i+1), s.Origin)
+		if err != nil {
+			return err
+		}
 		host, port := "127.0.0.1", s.BasePort+i
 		if len(s.Hosts) > 0 {
 			host, port = s.Hosts[i], s.BasePort
 		}
-		m.httpAddr = fmt.Sprintf("%s:%d", host, port)
-		m.raftAddr = fmt.Sprintf("%s:%d", host, port+100)
-		m.url = "http://" + m.httpAddr
+		m.HTTPAddr = fmt.Sprintf("%s:%d", host, port)
+		m.RaftAddr = fmt.Sprintf("%s:%d", host, port+100)
+		m.URL = "http://" + m.HTTPAddr
 		if len(s.Hosts) > 0 {
-			m.httpAddr = fmt.Sprintf("0.0.0.0:%d", port)
+			m.HTTPAddr = fmt.Sprintf("0.0.0.0:%d", port)
 		}
-		if m.logSkey, m.logVkey, err = note.GenerateKey(rand.Reader, s.Origin); err != nil {
-			return err
-		}
-		var wv string
-		if m.witSkey, wv, err = note.GenerateKey(rand.Reader, m.name); err != nil {
-			return err
-		}
-		if m.witVkey, err = fnote.VKeyToCosignatureV1(wv); err != nil {
-			return err
-		}
+		members[i] = m
 	}
 	for _, m := range members {
 		if err := writeMember(dir, s, m, members); err != nil {
 			return err
 		}
 	}
-	policy := policyText(s.Origin, members)
+	policy := localnet.PolicyText(s.Origin, members)
 	if err := os.WriteFile(filepath.Join(dir, "policy.txt"), policy, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "membership.txt"), membershipText(policy), 0o644)
+	return os.WriteFile(filepath.Join(dir, "membership.txt"), localnet.MembershipText(policy), 0o644)
 }
 
-// membershipText is the genesis membership document: version 1 of the network's governance, the
-// same policy. Later versions need signatures of a quorum of the members (client membership).
-func membershipText(policy []byte) []byte {
-	var b strings.Builder
-	b.WriteString("witnessnet membership v1\nversion 1\n")
-	for _, line := range strings.SplitAfter(string(policy), "\n") {
-		if !strings.HasPrefix(line, "#") {
-			b.WriteString(line)
-		}
-	}
-	return []byte(b.String())
-}
-
-func writeMember(dir string, s testnetSpec, m member, all []member) error {
-	nd := filepath.Join(dir, m.name)
+func writeMember(dir string, s testnetSpec, m localnet.Member, all []localnet.Member) error {
+	nd := filepath.Join(dir, m.Name)
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		return err
 	}
-	for file, key := range map[string]string{"log.key": m.logSkey, "witness.key": m.witSkey} {
+	for file, key := range map[string]string{"log.key": m.LogSkey, "witness.key": m.WitSkey} {
 		if err := os.WriteFile(filepath.Join(nd, file), []byte(key+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
 	cfg := fileConfig{
-		Name: m.name, Origin: s.Origin, DataDir: filepath.Join(nd, "data"), HTTPAddr: m.httpAddr, RaftAddr: m.raftAddr,
+		Name: m.Name, Origin: s.Origin, DataDir: filepath.Join(nd, "data"), HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr,
 		LogKey: filepath.Join(nd, "log.key"), WitnessKey: filepath.Join(nd, "witness.key"), Policy: filepath.Join(dir, "policy.txt"),
 		Membership: filepath.Join(dir, "membership.txt"),
 	}
 	if len(s.Hosts) > 0 {
 		// Inside containers the network directory is mounted at /testnet.
-		cfg.DataDir, cfg.LogKey, cfg.WitnessKey, cfg.Policy = "/data", "/testnet/"+m.name+"/log.key", "/testnet/"+m.name+"/witness.key", "/testnet/policy.txt"
+		cfg.DataDir, cfg.LogKey, cfg.WitnessKey, cfg.Policy = "/data", "/testnet/"+m.Name+"/log.key", "/testnet/"+m.Name+"/witness.key", "/testnet/policy.txt"
 		cfg.Membership = "/testnet/membership.txt"
 		cfg.RaftBind = fmt.Sprintf("0.0.0.0:%d", s.BasePort+100)
 	}
 	for _, o := range all {
-		cfg.Peers = append(cfg.Peers, peerConfig{Name: o.name, RaftAddr: o.raftAddr, URL: o.url})
+		cfg.Peers = append(cfg.Peers, peerConfig{Name: o.Name, RaftAddr: o.RaftAddr, URL: o.URL})
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -156,24 +129,4 @@ func writeMember(dir string, s testnetSpec, m member, all []member) error {
 	}
 	header := "# witnessnet node configuration, written by `witness testnet`.\n# WITNESS_* environment variables and flags override these values.\n"
 	return os.WriteFile(filepath.Join(nd, "witness.yaml"), append([]byte(header), b...), 0o600)
-}
-
-// policyText is the network's C2SP tlog-policy: every node's log key, every node's witness key
-// with its URL, and a quorum of more than two thirds of the members.
-func policyText(origin string, members []member) []byte {
-	var b strings.Builder
-	k := 2*len(members)/3 + 1
-	fmt.Fprintf(&b, "# C2SP tlog-policy for the witnessnet log %s.\n", origin)
-	fmt.Fprintf(&b, "# A checkpoint is accepted with a signature by one of the log keys and cosignatures\n")
-	fmt.Fprintf(&b, "# from %d of the %d members (more than two thirds).\n", k, len(members))
-	var names []string
-	for _, m := range members {
-		fmt.Fprintf(&b, "log %s\n", m.logVkey)
-	}
-	for _, m := range members {
-		fmt.Fprintf(&b, "witness %s %s %s\n", m.name, m.witVkey, m.url)
-		names = append(names, m.name)
-	}
-	fmt.Fprintf(&b, "group members %d %s\nquorum members\n", k, strings.Join(names, " "))
-	return []byte(b.String())
 }

@@ -197,3 +197,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// IsLeader reports whether this node is the raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.IsLeader() }
+
+// Status is what GET /v1/status reports.
+func (n *Node) Status() Status { return n.status() }
