@@ -140,7 +140,7 @@ func (nw *Network) config(i int) (node.Config, error) {
 		return node.Config{}, err
 	}
 	cfg := node.Config{
-		Name: m.Name, Origin: nw.cfg.Origin, DataDir: filepath.Join(nw.cfg.Dir, m.Name), RaftAddr: m.RaftAddr,
+		Name: m.Name, Origin: nw.cfg.Origin, DataDir: nw.DataDir(i), RaftAddr: m.RaftAddr,
 		LogSigner: signer, LogVerifiers: policy.LogVerifiers(), WitnessSkey: m.WitSkey, WitnessKey: priv,
 		Witnesses: policy.WitnessVerifiers(), Quorum: policy, Genesis: nw.Genesis, Logger: nw.cfg.Logger.With("member", m.Name),
 	}
@@ -227,3 +227,6 @@ func (nw *Network) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DataDir is member i's data directory.
+func (nw *Network) DataDir(i int) string { return filepath.Join(nw.cfg.Dir, nw.Members[i].Name) }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/witnessnet/witnessnet/internal/verify"
+)
+
+// entrySigner makes signed ~1 KiB DSSE entries, as a submitter would.
+type entrySigner struct {
+	priv ed25519.PrivateKey
+	pem  string
+	id   string
+}
+
+func newEntrySigner() *entrySigner {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	h := sha256.Sum256(der)
+	return &entrySigner{priv: priv, pem: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), id: hex.EncodeToString(h[:])}
+}
+
+// bodies makes n distinct POST /v1/entries bodies; tag keeps runs distinct from each other.
+func (s *entrySigner) bodies(n int, tag string) [][]byte {
+	const typ = "application/vnd.in-toto+json"
+	pad := bytes.Repeat([]byte("x"), 640)
+	out := make([][]byte, n)
+	for i := range out {
+		payload := fmt.Appendf(nil, `{"_type":"bench","run":%q,"n":%d,"pad":"%s"}`, tag, i, pad)
+		sig := ed25519.Sign(s.priv, verify.PAE(typ, payload))
+		env, _ := json.Marshal(map[string]any{
+			"payloadType": typ, "payload": base64.StdEncoding.EncodeToString(payload),
+			"signatures": []map[string]string{{"keyid": s.id, "sig": base64.StdEncoding.EncodeToString(sig)}},
+		})
+		out[i], _ = json.Marshal(map[string]any{"envelope": json.RawMessage(env), "public_keys": []string{s.pem}})
+	}
+	return out
+}
+
+// loadResult is one load run's outcome.
+type loadResult struct {
+	entries  int
+	failed   int
+	elapsed  time.Duration
+	lat      []time.Duration // sorted
+	indexes []uint64
+	started []time.Time
+}
+
+func (r *loadResult) rate() float64 { return float64(r.entries) / r.elapsed.Seconds() }
+
+func (r *loadResult) quantile(q float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[int(q*float64(len(r.lat)-1))]
+}
+
+func newClient(conns int) *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxIdleConns: conns * 8}}
+}
+
+func submit(c *http.Client, url string, body []byte) (uint64, error) {
+	resp, err := c.Post(url+"/v1/entries", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	err = json.Unmarshal(data, &out)
+	return out.Index, err
+}
+
+// closedLoop runs `clients` submitters spread over urls until every body is acknowledged.
+func closedLoop(urls []string, bodies [][]byte, clients int, progress func(int)) *loadResult {
+	c := newClient(clients)
+	var next, done atomic.Int64
+	var mu sync.Mutex
+	res := &loadResult{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				t0 := time.Now()
+				_, err := submit(c, urls[w%len(urls)], bodies[i])
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					res.failed++
+				} else {
+					res.lat = append(res.lat, d)
+				}
+				mu.Unlock()
+				if progress != nil {
+					progress(int(done.Add(1)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.entries = len(res.lat)
+	slices.Sort(res.lat)
+	return res
+}
+
+// openLoop offers bodies at a fixed rate (entries/s), whatever the answers' latency.
+func openLoop(urls []string, bodies [][]byte, rate int, progress func(int)) *loadResult {
+	c := newClient(256)
+	var mu sync.Mutex
+	var done atomic.Int64
+	res := &loadResult{}
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			idx, err := submit(c, urls[i%len(urls)], b)
+			d := time.Since(t0)
+			mu.Lock()
+			if err != nil {
+				res.failed++
+			} else {
+				res.lat = append(res.lat, d)
+				res.indexes = append(res.indexes, idx)
+				res.started = append(res.started, t0)
+			}
+			mu.Unlock()
+			if progress != nil {
+				progress(int(done.Add(1)))
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.entries = len(res.lat)
+	slices.Sort(res.lat)
+	return res
+}

@@ -1,0 +1,123 @@
+// Command bench measures witnessnet on this machine and prints a table: append throughput and
+// commit latency for 1-, 3- and 5-node loopback networks, submit-to-checkpoint time, inclusion
+// proofs served, one node's memory and disk per million entries, catch-up of a node that lost
+// its data, and the cost of replication against a single unreplicated Trillian log.
+//
+//	go run ./test/bench            full run (several minutes)
+//	go run ./test/bench -quick     smaller counts, same rows
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+)
+
+type options struct {
+	quick    bool
+	entries  int
+	clients  int
+	ledgerN  int
+	catchupN int
+	rows     map[string]bool
+}
+
+func main() {
+	var o options
+	var rows string
+	flag.BoolVar(&o.quick, "quick", false, "smaller counts (for a quick look; the table says which counts ran)")
+	flag.IntVar(&o.entries, "entries", 20000, "entries per append run")
+	flag.IntVar(&o.clients, "clients", 256, "concurrent submitters in the closed-loop run")
+	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
+	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
+	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup", "which rows to run")
+	flag.Parse()
+	if o.quick {
+		o.entries, o.ledgerN, o.catchupN = 4000, 100000, 10000
+	}
+	o.rows = map[string]bool{}
+	for _, r := range strings.Split(rows, ",") {
+		o.rows[strings.TrimSpace(r)] = true
+	}
+	t := &table{}
+	ctx := context.Background()
+	fmt.Printf("witnessnet bench · %s · %d CPUs (GOMAXPROCS %d) · %s/%s · %s\n\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	steps := []struct {
+		name string
+		run  func(context.Context, options, *table) error
+	}{
+		{"append", benchAppend},
+		{"checkpoint", benchCheckpoint},
+		{"proofs", benchProofs},
+		{"ledger", benchLedger},
+		{"catchup", benchCatchup},
+	}
+	for _, s := range steps {
+		if !o.rows[s.name] {
+			continue
+		}
+		if err := s.run(ctx, o, t); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", s.name, err)
+			t.add(s.name, "failed", err.Error(), "")
+		}
+	}
+	t.print(os.Stdout)
+}
+
+// table collects rows: what was measured, the figure, and how.
+type table struct{ rows [][4]string }
+
+func (t *table) add(what, figure, detail, baseline string) {
+	t.rows = append(t.rows, [4]string{what, figure, detail, baseline})
+	fmt.Fprintf(os.Stderr, "  %s: %s (%s)\n", what, figure, detail)
+}
+
+func (t *table) print(w *os.File) {
+	fmt.Fprintln(w, "| measurement | result | conditions | baseline |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, r := range t.rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3])
+	}
+}
+
+// progress draws a bar on a terminal and stays silent otherwise.
+func progress(label string, total int) func(int) {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		fmt.Fprintf(os.Stderr, "%s: %d\n", label, total)
+		return func(int) {}
+	}
+	last := time.Time{}
+	return func(done int) {
+		if done < total && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		const width = 30
+		filled := width * done / max(total, 1)
+		fmt.Fprintf(os.Stderr, "\r%-28s [%s%s] %d/%d", label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, total)
+		if done >= total {
+			fmt.Fprintln(os.Stderr)
+		}
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
