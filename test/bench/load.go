@@ -54,10 +54,10 @@ func (s *entrySigner) bodies(n int, tag string) [][]byte {
 
 // loadResult is one load run's outcome.
 type loadResult struct {
-	entries  int
-	failed   int
-	elapsed  time.Duration
-	lat      []time.Duration // sorted
+	entries int
+	failed  int
+	elapsed time.Duration
+	lat     []time.Duration // sorted
 	indexes []uint64
 	started []time.Time
 }
