@@ -1,0 +1,251 @@
+package intoto
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/witnessnet/witnessnet/internal/verify"
+)
+
+// Format is how a document is signed.
+type Format int
+
+const (
+	// FormatDSSE is a DSSE envelope; signatures cover PAE(payloadType, payload).
+	FormatDSSE Format = iota + 1
+	// FormatMetablock is in-toto's classic {"signed", "signatures"}; signatures cover the
+	// canonical JSON of "signed" as received.
+	FormatMetablock
+)
+
+// Kind is what a document says it is.
+type Kind int
+
+const (
+	// KindOther is a signed envelope that is not in-toto metadata this engine reads.
+	KindOther Kind = iota
+	// KindLayout is a layout.
+	KindLayout
+	// KindLink is a link (classic, or an ITE-6 statement with a link predicate).
+	KindLink
+	// KindAttestation is another ITE-6 statement.
+	KindAttestation
+)
+
+func (k Kind) String() string {
+	return [...]string{"envelope", "layout", "link", "attestation"}[k]
+}
+
+// PayloadTypeInToto is the DSSE payload type of in-toto documents.
+const PayloadTypeInToto = "application/vnd.in-toto+json"
+
+// Signature is one signature of a document.
+type Signature struct {
+	KeyID string
+	Sig   []byte
+}
+
+// Metadata is one in-toto document as received.
+type Metadata struct {
+	Format     Format
+	Kind       Kind
+	Raw        []byte // the document exactly as received
+	Signatures []Signature
+	Layout     *Layout    // KindLayout
+	Link       *Link      // KindLink
+	Statement  *Statement // an ITE-6 statement, when the payload is one
+
+	payloadType string
+	payload     []byte // DSSE payload, or the raw "signed" value of a metablock
+	signed      []byte // what signatures cover
+}
+
+type wireMetablock struct {
+	Signed     json.RawMessage `json:"signed"`
+	Signatures []struct {
+		KeyID string `json:"keyid"`
+		Sig   string `json:"sig"`
+		Cert  string `json:"cert,omitempty"`
+	} `json:"signatures"`
+}
+
+// ParseMetadata parses a DSSE envelope or a metablock and the document inside. It fails only
+// when the envelope itself, or in-toto content it claims to carry, is malformed; a well-formed
+// envelope of another payload is KindOther.
+func ParseMetadata(raw []byte) (*Metadata, error) {
+	raw = bytes.TrimSpace(raw)
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, ok := probe["signed"]; ok {
+		return parseMetablock(raw)
+	}
+	env, err := verify.ParseEnvelope(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	m := &Metadata{Format: FormatDSSE, Raw: raw, payloadType: env.PayloadType, payload: env.Payload,
+		signed: verify.PAE(env.PayloadType, env.Payload)}
+	for _, s := range env.Signatures {
+		m.Signatures = append(m.Signatures, Signature{KeyID: s.KeyID, Sig: s.Sig})
+	}
+	if env.PayloadType != PayloadTypeInToto {
+		return m, nil
+	}
+	return m, m.decodePayload(env.Payload)
+}
+
+func parseMetablock(raw []byte) (*Metadata, error) {
+	var w wireMetablock
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("%w: metablock: %v", ErrMalformed, err)
+	}
+	if len(w.Signed) == 0 || w.Signed[0] != '{' {
+		return nil, fmt.Errorf("%w: metablock: signed must be an object", ErrMalformed)
+	}
+	signed, err := canonicalize(w.Signed)
+	if err != nil {
+		return nil, err
+	}
+	m := &Metadata{Format: FormatMetablock, Raw: raw, payload: w.Signed, signed: signed}
+	for i, s := range w.Signatures {
+		sig, err := hex.DecodeString(s.Sig)
+		if err != nil {
+			return nil, fmt.Errorf("%w: metablock signature %d: sig is not hex", ErrMalformed, i)
+		}
+		m.Signatures = append(m.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
+	}
+	return m, m.decodePayload(w.Signed)
+}
+
+// decodePayload reads the in-toto document: a classic layout or link, or an ITE-6 statement.
+func (m *Metadata) decodePayload(doc []byte) error {
+	var head struct {
+		Type string `json:"_type"`
+	}
+	if err := json.Unmarshal(doc, &head); err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	switch {
+	case head.Type == "layout":
+		l, err := decodeLayout(doc)
+		if err != nil {
+			return err
+		}
+		m.Kind, m.Layout = KindLayout, l
+	case head.Type == "link":
+		l, err := decodeLink(doc)
+		if err != nil {
+			return err
+		}
+		m.Kind, m.Link = KindLink, l
+	case strings.HasPrefix(head.Type, "https://in-toto.io/Statement/"):
+		st, err := decodeStatement(doc)
+		if err != nil {
+			return err
+		}
+		m.Statement, m.Kind = st, KindAttestation
+		if st.Link != nil {
+			m.Kind, m.Link = KindLink, st.Link
+		}
+	}
+	return nil
+}
+
+// SignedBytes is what the signatures cover.
+func (m *Metadata) SignedBytes() []byte { return m.signed }
+
+// PayloadDigest identifies the signed content: documents with equal digests are the same
+// statement, whoever signed them.
+func (m *Metadata) PayloadDigest() [32]byte { return sha256.Sum256(m.signed) }
+
+// Signers returns the keys, distinct by key material, that made at least one valid signature.
+// Every signature is tried against every key: key ID strings only order the work, so a key
+// listed under another ID still counts, and one key never counts twice.
+func (m *Metadata) Signers(keys []*Key) []*Key {
+	var out []*Key
+	for _, k := range keys {
+		if slices.ContainsFunc(out, k.Same) {
+			continue
+		}
+		for _, s := range m.Signatures {
+			if k.Verify(m.signed, s.Sig) {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Unverified returns the indexes of signatures that no key in keys verifies.
+func (m *Metadata) Unverified(keys []*Key) []int {
+	var out []int
+	for i, s := range m.Signatures {
+		if !slices.ContainsFunc(keys, func(k *Key) bool { return k.Verify(m.signed, s.Sig) }) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// MergeSignatures combines two signed copies of the same document into one carrying every
+// distinct signature, in a canonical order. It is deterministic: replicas merging the same
+// inputs produce the same bytes.
+func MergeSignatures(a, b []byte) ([]byte, error) {
+	ma, err := ParseMetadata(a)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := ParseMetadata(b)
+	if err != nil {
+		return nil, err
+	}
+	if ma.Format != mb.Format || !bytes.Equal(ma.signed, mb.signed) {
+		return nil, fmt.Errorf("%w: the documents sign different contents", ErrMalformed)
+	}
+	sigs := append(slices.Clone(ma.Signatures), mb.Signatures...)
+	slices.SortFunc(sigs, func(x, y Signature) int {
+		if c := strings.Compare(x.KeyID, y.KeyID); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.Sig, y.Sig)
+	})
+	sigs = slices.CompactFunc(sigs, func(x, y Signature) bool { return x.KeyID == y.KeyID && bytes.Equal(x.Sig, y.Sig) })
+	return ma.withSignatures(sigs)
+}
+
+// withSignatures renders the document with another signature list.
+func (m *Metadata) withSignatures(sigs []Signature) ([]byte, error) {
+	type wsig struct {
+		KeyID string `json:"keyid"`
+		Sig   string `json:"sig"`
+	}
+	ws := make([]wsig, len(sigs))
+	if m.Format == FormatMetablock {
+		for i, s := range sigs {
+			ws[i] = wsig{s.KeyID, hex.EncodeToString(s.Sig)}
+		}
+		return json.Marshal(struct {
+			Signatures []wsig          `json:"signatures"`
+			Signed     json.RawMessage `json:"signed"`
+		}{ws, m.payload})
+	}
+	for i, s := range sigs {
+		ws[i] = wsig{s.KeyID, base64.StdEncoding.EncodeToString(s.Sig)}
+	}
+	return json.Marshal(struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []wsig `json:"signatures"`
+	}{m.payloadType, base64.StdEncoding.EncodeToString(m.payload), ws})
+}
