@@ -35,7 +35,7 @@ func (n *Node) admit(body []byte) (*ledger.Record, error) {
 	if err := dec.Decode(&req); err != nil {
 		return nil, errorf(http.StatusBadRequest, "malformed_request", "request body: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errorf(http.StatusBadRequest, "malformed_request", "request body: trailing data after the JSON object")
 	}
 	raw := bytes.TrimSpace(req.Envelope)

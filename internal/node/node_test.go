@@ -147,6 +147,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"not json", `{`, 400},
 		{"unknown field", `{"envelope":` + env + `,"x":1}`, 400},
+		{"trailing bracket", `{"envelope":` + env + `,"public_keys":["` + jsonEscape(s.pem) + `"]}]`, 400},
 		{"no envelope", `{"public_keys":["` + jsonEscape(s.pem) + `"]}`, 400},
 		{"no keys", `{"envelope":` + env + `}`, 400},
 		{"wrong key", `{"envelope":` + env + `,"public_keys":["` + jsonEscape(other.pem) + `"]}`, 400},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -50,7 +51,7 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: envelope: trailing data", ErrMalformed)
 	}
 	if w.PayloadType == nil || *w.PayloadType == "" {

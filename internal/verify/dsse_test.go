@@ -114,6 +114,7 @@ func TestParseEnvelopeRejects(t *testing.T) {
 		"bad sig":       `{"payloadType":"t","payload":"","signatures":[{"keyid":"","sig":"!!"}]}`,
 		"missing sig":   `{"payloadType":"t","payload":"","signatures":[{"keyid":""}]}`,
 		"trailing":      `{"payloadType":"t","payload":"","signatures":[]} {}`,
+		"trailing ]":    `{"payloadType":"t","payload":"","signatures":[]}]`,
 		"array":         `[]`,
 	} {
 		if _, err := ParseEnvelope([]byte(in)); !errors.Is(err, ErrMalformed) {

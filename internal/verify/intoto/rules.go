@@ -135,7 +135,7 @@ type artifactCheck struct {
 }
 
 // apply runs the rules in order over a queue of the artifacts; DISALLOW fails on anything
-// still queued that it matches, REQUIRE on a name absent from the side. Artifacts left over at
+// still queued that it matches, REQUIRE on a name not (or no longer) queued. Artifacts left over at
 // the end are allowed, as in the reference implementations.
 func (c *artifactCheck) apply(rules [][]string) ([]RuleResult, error) {
 	queue := map[string]bool{}
@@ -151,7 +151,9 @@ func (c *artifactCheck) apply(rules [][]string) ([]RuleResult, error) {
 		res := RuleResult{Rule: r.text}
 		switch r.op {
 		case "REQUIRE":
-			if _, ok := c.artifacts[r.pattern]; !ok {
+			// As in both reference implementations, REQUIRE looks at the artifacts not yet
+			// consumed by an earlier rule.
+			if !queue[r.pattern] {
 				return append(results, res), fmt.Errorf("%w: %s %s: %q not found", ErrRequireMissing, c.name, c.side, r.pattern)
 			}
 		case "DISALLOW":
