@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
-	"github.com/witnessnet/witnessnet/internal/verify"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // submitRequest is the body of POST /v1/entries.
@@ -26,9 +28,10 @@ type submitResponse struct {
 	Entry string `json:"entry"`
 }
 
-// admit checks a submission before anything is replicated and turns it into a record. Every
-// failure is an *Error with a 4xx status; nothing has changed when it returns one.
-func (n *Node) admit(body []byte) (*ledger.Record, error) {
+// admit checks a submission before anything is replicated and turns it into a record or a
+// co-signing contribution. Every failure is an *Error with a 4xx status; nothing has changed
+// when it returns one.
+func (n *Node) admit(body []byte) (*admitted, error) {
 	var req submitRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -47,44 +50,11 @@ func (n *Node) admit(body []byte) (*ledger.Record, error) {
 			return nil, errorf(http.StatusBadRequest, "malformed_layout", "layout: %v", err)
 		}
 	}
-	env, err := verify.ParseEnvelope(raw)
+	m, err := intoto.ParseMetadata(raw)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "malformed_envelope", "envelope: %v", err)
 	}
-	keys := make([]*verify.PublicKey, 0, len(req.PublicKeys))
-	for i, pem := range req.PublicKeys {
-		k, err := verify.ParsePublicKey([]byte(pem))
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "malformed_key", "public_keys[%d]: %v", i, err)
-		}
-		keys = append(keys, k)
-	}
-	if err := verifyAllSignatures(env, keys); err != nil {
-		return nil, err
-	}
-	leaf, blob, err := ledger.NewLeaf(raw, req.Layout, req.PublicKeys)
-	if err != nil {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "%v", err)
-	}
-	return &ledger.Record{Identity: ledger.IdentityOf(raw), Leaf: leaf, Blob: blob}, nil
-}
-
-// verifyAllSignatures requires every signature on the envelope to verify under one of the keys:
-// an envelope that carries a signature nobody can check is rejected, not stored half-trusted.
-func verifyAllSignatures(env *verify.Envelope, keys []*verify.PublicKey) error {
-	if len(env.Signatures) == 0 {
-		return errorf(http.StatusBadRequest, "unsigned", "the envelope carries no signature")
-	}
-	if len(keys) == 0 {
-		return errorf(http.StatusBadRequest, "no_keys", "no public keys were sent to check the envelope's signatures")
-	}
-	for i, s := range env.Signatures {
-		one := &verify.Envelope{PayloadType: env.PayloadType, Payload: env.Payload, Signatures: []verify.Signature{s}}
-		if _, err := one.Verify(keys); err != nil {
-			return errorf(http.StatusBadRequest, "bad_signature", "signature %d (keyid %q): %v", i, s.KeyID, err)
-		}
-	}
-	return nil
+	return n.admitInToto(raw, m, &req)
 }
 
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
@@ -102,12 +72,17 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
 		return
 	}
-	rec, err := n.admit(body)
+	adm, err := n.admit(body)
 	if err != nil {
 		n.metrics.rejected.Inc()
 		n.writeError(w, r, err)
 		return
 	}
+	if adm.cosign != nil {
+		n.contribute(w, r, adm.cosign)
+		return
+	}
+	rec := adm.rec
 	if idx, err := n.ledger.Lookup(rec.Identity); err == nil {
 		writeJSON(w, http.StatusOK, submitResponse{Index: idx, Entry: rec.Identity.String()})
 		return
@@ -124,6 +99,46 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, submitResponse{Index: res.Index, Entry: rec.Identity.String()})
 }
 
+// pendingResponse202 answers a contribution that left its group short of signatures.
+type pendingResponse202 struct {
+	Pending    string `json:"pending"`
+	Signatures int    `json:"signatures"`
+	Threshold  int    `json:"threshold"`
+}
+
+// contribute replicates a contribution to a threshold link and answers 202 while the group is
+// short of signatures, 201 when this contribution completed it, 200 if it was already complete.
+func (n *Node) contribute(w http.ResponseWriter, r *http.Request, con *ledger.Contribution) {
+	b, _ := con.MarshalBinary()
+	res, err := n.proposeNow(r.Context(), ledger.KindCosign, [][]byte{b})
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	out := res[0]
+	if out.Err == nil && out.Cosign != nil && out.Cosign.Appended {
+		n.awaitLocal(r.Context(), out.Index)
+	}
+	switch {
+	case out.Err != nil:
+		n.writeError(w, r, errorf(http.StatusConflict, "cosign_rejected", "%v", out.Err))
+	case out.Cosign == nil:
+		n.writeError(w, r, fmt.Errorf("co-signing answered without a group state"))
+	case out.Duplicate:
+		writeJSON(w, http.StatusOK, map[string]any{"index": out.Index, "pending": out.Cosign.Group, "complete": true})
+	case out.Cosign.Appended:
+		n.metrics.appended.Inc()
+		e, err := n.ledger.Entry(r.Context(), out.Index)
+		entry := ""
+		if err == nil {
+			entry = ledger.IdentityOf(e.Envelope).String()
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"index": out.Index, "entry": entry, "pending": out.Cosign.Group, "signatures": out.Cosign.Signatures, "threshold": out.Cosign.Threshold})
+	default:
+		writeJSON(w, http.StatusAccepted, pendingResponse202{Pending: out.Cosign.Group, Signatures: out.Cosign.Signatures, Threshold: out.Cosign.Threshold})
+	}
+}
+
 // append replicates one admitted record, on this node if it leads, else through the leader. It
 // MUST NOT return success before a raft quorum has committed the entry.
 func (n *Node) append(ctx context.Context, rec *ledger.Record) (ledger.Result, error) {
@@ -136,5 +151,16 @@ func (n *Node) append(ctx context.Context, rec *ledger.Record) (ledger.Result, e
 		return res, errorf(http.StatusBadRequest, "rejected", "%v", res.Err)
 	}
 	n.metrics.appended.Inc()
+	n.awaitLocal(ctx, res.Index)
 	return res, nil
+}
+
+// awaitLocal gives a follower a moment to apply what the leader committed, so that a client
+// reading from the node it wrote to finds its entry (read-your-writes per node). It never fails
+// the write: the entry is committed either way.
+func (n *Node) awaitLocal(ctx context.Context, index uint64) {
+	deadline := time.Now().Add(time.Second)
+	for n.ledger.Size() <= index && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -32,7 +32,7 @@ func entryBodies(b *testing.B, n int) [][]byte {
 	pad := bytes.Repeat([]byte("x"), 640)
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = s.body(fmt.Appendf(nil, `{"_type":"link","n":%d,"pad":"%s"}`, i, pad))
+		out[i] = s.body(fmt.Appendf(nil, `{"_type":"bench","n":%d,"pad":"%s"}`, i, pad))
 	}
 	return out
 }

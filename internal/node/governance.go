@@ -10,6 +10,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
 	"github.com/witnessnet/witnessnet/internal/verify"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // governance is the node's view of who the members are and what a checkpoint needs: the
@@ -129,5 +130,6 @@ func (n *Node) handleProposeMembership(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"version": res[0].Index, "signed_by": signers})
 }
 
-// mergeSignatures merges co-signers' envelopes for the ledger; set once the in-toto engine can.
-var mergeSignatures ledger.Merger
+// mergeSignatures merges co-signers' envelopes in the ledger: pure and canonical, so every
+// replica appends the same bytes.
+var mergeSignatures ledger.Merger = intoto.MergeSignatures

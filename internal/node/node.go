@@ -56,6 +56,7 @@ type Config struct {
 	MaxBatchBytes   int           // bytes per raft command
 	ProposeWorkers  int           // batches in flight
 	ProposeTimeout  time.Duration // bound on one replication round
+	PendingTTL      time.Duration // how long a threshold link waits for its signatures
 	Logger          *slog.Logger
 
 	// Consensus tunes raft; ID, Dir, Transport, Peers and Logger are filled in by New.
@@ -84,6 +85,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProposeWorkers <= 0 {
 		c.ProposeWorkers = 4
+	}
+	if c.PendingTTL <= 0 {
+		c.PendingTTL = 24 * time.Hour
 	}
 	if c.ProposeTimeout <= 0 {
 		c.ProposeTimeout = 10 * time.Second
@@ -133,6 +137,7 @@ type Node struct {
 	logVerifier note.Verifier
 	// noteVerifiers knows every member's log and witness keys.
 	noteVerifiers note.Verifiers // the current members' log and witness keys
+	layouts       layoutCache
 
 	srv      *http.Server
 	listener net.Listener

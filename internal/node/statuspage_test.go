@@ -1,25 +1,34 @@
 package node
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStatusPage(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
 	leader := tn.leader()
-	s := newSigner(t)
-	for i := range 3 {
-		payload := fmt.Appendf(nil, `{"_type":"link","name":"build-%d"}`, i)
-		if code, out := post(t, tn.members[i].url(), s.body(payload)); code != http.StatusCreated {
-			t.Fatalf("submit: %d %v", code, out)
+	owner, dev := newParty(t), newParty(t)
+	rb := []*party{newParty(t), newParty(t), newParty(t)}
+	code, out := post(t, tn.members[0].url(), submitBody(rebuildLayout(owner, dev, rb, time.Now().Add(time.Hour)), "", owner.pem))
+	if code != http.StatusCreated {
+		t.Fatalf("layout: %d %v", code, out)
+	}
+	layoutID := out["entry"].(string)
+	for i, b := range [][]byte{
+		submitBody(signDSSE(linkOf("build", digestA), dev), layoutID),
+		submitBody(signDSSE(linkOf("rebuild", digestA), rb[0]), layoutID),
+		submitBody(signDSSE(linkOf("rebuild", digestB), rb[1]), layoutID),
+	} {
+		if code, out := post(t, tn.members[i].url(), b); code != http.StatusCreated && code != http.StatusAccepted {
+			t.Fatalf("submit %d: %d %v", i, code, out)
 		}
 	}
 	m := tn.members[0]
-	tn.waitCheckpoint(m, 3)
+	tn.waitCheckpoint(m, 2)
 	resp, err := http.Get(m.url() + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -33,8 +42,9 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		`<span id="node-name">` + m.name + `</span>`,
 		`<td id="leader">` + leader.name + `</td>`,
-		`<td id="tree-size">3</td>`,
-		"build-2", "<td>link</td>",
+		`<td id="tree-size">2</td>`,
+		"<td>link</td><td>build</td>", "<td>layout</td>",
+		`class="pending-link"><td>rebuild</td>`, `class="disagreement"`,
 		`id="checkpoint-text"`,
 	} {
 		if !strings.Contains(page, want) {

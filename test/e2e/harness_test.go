@@ -190,7 +190,7 @@ func newSubmitter() *submitter {
 // envelope makes a ~1 KiB DSSE envelope for entry n.
 func (s *submitter) envelope(n int) []byte {
 	const typ = "application/vnd.in-toto+json"
-	payload := fmt.Appendf(nil, `{"_type":"link","name":"e2e","n":%d,"pad":%q}`, n, strings.Repeat("x", 600))
+	payload := fmt.Appendf(nil, `{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"e2e-%d","digest":{"sha256":"%064d"}}],"predicateType":"https://witnessnet.dev/e2e/v1","predicate":{"pad":%q}}`, n, n, strings.Repeat("x", 500))
 	pae := fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(typ), typ, len(payload), payload)
 	env, _ := json.Marshal(map[string]any{"payloadType": typ, "payload": base64.StdEncoding.EncodeToString(payload),
 		"signatures": []map[string]string{{"keyid": s.id, "sig": base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, pae))}}})
