@@ -44,7 +44,7 @@ type entryResponse struct {
 	Index      uint64          `json:"index"`
 	Entry      string          `json:"entry"`
 	Leaf       string          `json:"leaf"`
-	Envelope   json.RawMessage `json:"envelope"`
+	Envelope   json.RawMessage `json:"envelope,omitempty"`
 	Layout     string          `json:"layout,omitempty"`
 	PublicKeys []string        `json:"public_keys,omitempty"`
 }
@@ -79,10 +79,29 @@ func (n *Node) handleEntry(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, entryResponse{
+	writeEntry(w, entryResponse{
 		Index: idx, Entry: ledger.IdentityOf(e.Envelope).String(), Leaf: base64.StdEncoding.EncodeToString(e.Leaf),
 		Envelope: e.Envelope, Layout: leaf.Layout, PublicKeys: leaf.PublicKeys,
 	})
+}
+
+// writeEntry writes an entry with its envelope embedded byte for byte: encoding/json would
+// compact and HTML-escape a json.RawMessage, and the envelope's identity is the hash of its
+// exact bytes.
+func writeEntry(w http.ResponseWriter, e entryResponse) {
+	env := e.Envelope
+	e.Envelope = nil
+	head, err := json.Marshal(e)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(head[:len(head)-1])
+	_, _ = w.Write([]byte(`,"envelope":`))
+	_, _ = w.Write(env)
+	_, _ = w.Write([]byte("}\n"))
 }
 
 // notFound maps ledger.ErrNotFound to 404 and passes anything else through as internal.

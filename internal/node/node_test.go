@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -177,3 +178,25 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func jsonEscape(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
+
+// An envelope is served back byte for byte, whitespace and all: its identity is the hash of the
+// bytes its signer sent.
+func TestEntryServedByteForByte(t *testing.T) {
+	tn := newTestNet(t, 1, nil)
+	tn.leader()
+	s := newSigner(t)
+	env := strings.Replace(string(s.envelope([]byte(`{"html":"<a&b>"}`))), `,"payload":`, ` ,  "payload" : `, 1)
+	body := `{"envelope":` + env + `,"public_keys":["` + jsonEscape(s.pem) + `"]}`
+	code, out := post(t, tn.members[0].url(), []byte(body))
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, out)
+	}
+	var got struct {
+		Entry    string          `json:"entry"`
+		Envelope json.RawMessage `json:"envelope"`
+	}
+	getJSON(t, fmt.Sprintf("%s/v1/entries/%v", tn.members[0].url(), out["index"]), &got)
+	if string(got.Envelope) != env || got.Entry != out["entry"] {
+		t.Fatalf("served envelope differs:\n%s\n%s", got.Envelope, env)
+	}
+}
