@@ -13,6 +13,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
 	"github.com/witnessnet/witnessnet/internal/verify"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 func runSubmit(e *env, args []string) error {
@@ -31,7 +32,7 @@ func runSubmit(e *env, args []string) error {
 		return err
 	}
 	raw = bytes.TrimSpace(raw)
-	if _, err := verify.ParseEnvelope(raw); err != nil {
+	if _, err := intoto.ParseMetadata(raw); err != nil {
 		return err
 	}
 	var keys []string

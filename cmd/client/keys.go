@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,12 +11,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
 
 	"github.com/witnessnet/witnessnet/internal/verify"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 func runKeygen(e *env, args []string) error {
@@ -47,7 +50,7 @@ func runKeygen(e *env, args []string) error {
 	if err := os.WriteFile(*out+".pub", pubPEM, 0o644); err != nil {
 		return err
 	}
-	pk, err := verify.ParsePublicKey(pubPEM)
+	pk, err := intoto.ParseKeyPEM(pubPEM, "")
 	if err != nil {
 		return err
 	}
@@ -71,7 +74,8 @@ func generate(typ string) (crypto.PrivateKey, error) {
 	return nil, usagef("--type %q: want ed25519, ecdsa-p256, ecdsa-p384 or rsa", typ)
 }
 
-// loadSigner reads a PKCS #8 private key and returns it with its key ID.
+// loadSigner reads a PKCS #8 private key and returns it with its key ID as the in-toto tools
+// compute it (SHA-256 of the securesystemslib form of the public key).
 func loadSigner(path string) (crypto.Signer, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -93,13 +97,17 @@ func loadSigner(path string) (crypto.Signer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	h := sha256.Sum256(der)
-	return s, fmt.Sprintf("%x", h), nil
+	pub, err := intoto.ParseKeyPEM(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), "")
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return s, pub.KeyID, nil
 }
 
-// signPAE signs DSSE's PAE the way verify checks it: Ed25519 over the message, ECDSA over
-// SHA-256 (P-256) or SHA-384 (P-384), RSA-PSS over SHA-256.
-func signPAE(s crypto.Signer, msg []byte) ([]byte, error) {
+// signBytes signs what an envelope's signatures cover (DSSE's PAE, or a metablock's canonical
+// JSON) under the key's in-toto scheme: Ed25519, ECDSA over SHA-256 (P-256) or SHA-384 (P-384),
+// RSA-PSS over SHA-256 with a salt as long as the hash.
+func signBytes(s crypto.Signer, msg []byte) ([]byte, error) {
 	switch k := s.(type) {
 	case ed25519.PrivateKey:
 		return ed25519.Sign(k, msg), nil
@@ -113,28 +121,18 @@ func signPAE(s crypto.Signer, msg []byte) ([]byte, error) {
 		return ecdsa.SignASN1(rand.Reader, k, d.Sum(nil))
 	case *rsa.PrivateKey:
 		d := sha256.Sum256(msg)
-		return rsa.SignPSS(rand.Reader, k, crypto.SHA256, d[:], nil)
+		return rsa.SignPSS(rand.Reader, k, crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 	}
 	return nil, fmt.Errorf("unsupported key %T", s)
-}
-
-type wireSig struct {
-	KeyID string `json:"keyid"`
-	Sig   string `json:"sig"`
-}
-
-type wireEnvelope struct {
-	PayloadType string    `json:"payloadType"`
-	Payload     string    `json:"payload"`
-	Signatures  []wireSig `json:"signatures"`
 }
 
 func runSign(e *env, args []string) error {
 	fs := e.flags("sign")
 	keyPath := fs.String("key", "", "private key (PKCS #8 PEM, from client keygen)")
-	typ := fs.String("payload-type", "application/vnd.in-toto+json", "DSSE payload type")
+	format := fs.String("format", "dsse", "envelope: dsse, or metablock (in-toto's classic {signed, signatures})")
+	typ := fs.String("payload-type", intoto.PayloadTypeInToto, "DSSE payload type")
 	out := fs.String("out", "", "write the envelope here (default: standard output)")
-	appendTo := fs.String("append", "", "add a signature to this existing envelope instead of signing PAYLOAD")
+	appendTo := fs.String("append", "", "add a signature to this existing envelope (either format) instead of signing DOCUMENT")
 	if err := parse(fs, args, -1); err != nil {
 		return err
 	}
@@ -145,47 +143,83 @@ func runSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var env wireEnvelope
+	var signed []byte
 	switch {
 	case *appendTo != "" && fs.NArg() == 0:
 		b, err := os.ReadFile(*appendTo)
 		if err != nil {
 			return err
 		}
-		if _, err := verify.ParseEnvelope(b); err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &env); err != nil {
+		if signed, err = cosignDocument(b, signer, keyID); err != nil {
 			return err
 		}
 	case *appendTo == "" && fs.NArg() == 1:
-		payload, err := os.ReadFile(fs.Arg(0))
+		doc, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		env = wireEnvelope{PayloadType: *typ, Payload: base64.StdEncoding.EncodeToString(payload)}
+		if signed, err = signDocument(doc, *format, *typ, signer, keyID); err != nil {
+			return err
+		}
 	default:
-		return usagef("give either PAYLOAD or --append ENVELOPE")
+		return usagef("give either DOCUMENT or --append ENVELOPE")
 	}
-	parsed, err := verify.ParseEnvelope(mustJSON(env))
+	m, err := intoto.ParseMetadata(signed)
 	if err != nil {
 		return err
 	}
-	sig, err := signPAE(signer, verify.PAE(parsed.PayloadType, parsed.Payload))
-	if err != nil {
-		return err
-	}
-	env.Signatures = append(env.Signatures, wireSig{KeyID: keyID, Sig: base64.StdEncoding.EncodeToString(sig)})
-	b := append(mustJSON(env), '\n')
+	signed = append(signed, '\n')
 	if *out == "" {
-		_, err = e.stdout.Write(b)
+		_, err = e.stdout.Write(signed)
 		return err
 	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := os.WriteFile(*out, signed, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "wrote %s (%d signature(s))\n", *out, len(env.Signatures))
+	fmt.Fprintf(e.stderr, "wrote %s (%s, %d signature(s))\n", *out, m.Kind, len(m.Signatures))
 	return nil
+}
+
+// signDocument wraps a document in a signed envelope of the given format.
+func signDocument(doc []byte, format, payloadType string, s crypto.Signer, keyID string) ([]byte, error) {
+	doc = bytes.TrimSpace(doc)
+	switch format {
+	case "dsse":
+		sig, err := signBytes(s, verify.PAE(payloadType, doc))
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"payloadType": payloadType, "payload": base64.StdEncoding.EncodeToString(doc),
+			"signatures": []map[string]string{{"keyid": keyID, "sig": base64.StdEncoding.EncodeToString(sig)}}})
+	case "metablock":
+		if !json.Valid(doc) {
+			return nil, fmt.Errorf("a metablock signs a JSON document; this is not JSON")
+		}
+		c, err := intoto.Canonicalize(doc)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := signBytes(s, c)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"signed": json.RawMessage(doc),
+			"signatures": []map[string]string{{"keyid": keyID, "sig": hex.EncodeToString(sig)}}})
+	}
+	return nil, usagef("--format %q: want dsse or metablock", format)
+}
+
+// cosignDocument adds this key's signature over the same signed bytes.
+func cosignDocument(raw []byte, s crypto.Signer, keyID string) ([]byte, error) {
+	m, err := intoto.ParseMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signBytes(s, m.SignedBytes())
+	if err != nil {
+		return nil, err
+	}
+	return intoto.AddSignature(raw, keyID, sig)
 }
 
 func mustJSON(v any) []byte {

@@ -18,10 +18,13 @@ const usage = `usage: client <command> [flags]
 
 commands:
   keygen   make a signing key pair            client keygen --out alice
-  sign     wrap a payload in a DSSE envelope  client sign --key alice.key --out env.json payload.json
+  sign     sign a layout, link or payload     client sign --key alice.key [--format dsse|metablock] --out env.json doc.json
   submit   submit an envelope to the log      client submit --server URL --key-file alice.pub env.json
   get      fetch an entry and check it        client get --server URL 12
   prove    prove an entry is in a checkpoint  client prove --server URL --policy policy.txt 12
+  run      record a step, sign, submit        client run --step build --key dev.key --products app --server URL --layout sha256:.. -- make
+  cosign   add a signature to a pending link  client cosign --server URL --key rb2.key --layout sha256:.. --step rebuild --products app
+  verify   verify a supply chain from the log client verify --server URL --policy policy.txt --layout sha256:.. --layout-key owner.pub --products app
 
 Every command takes --json for machine-readable output. Exit status: 0 success, 1 failed check,
 2 bad usage.
@@ -40,6 +43,9 @@ var commands = map[string]command{
 	"submit": {runSubmit},
 	"get":    {runGet},
 	"prove":  {runProve},
+	"run":    {runRun},
+	"cosign": {runCosign},
+	"verify": {runVerify},
 }
 
 // env is what every command writes to.

@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// Canonicalize renders raw JSON in securesystemslib's canonical form: what a metablock's
+// signatures cover. Signers use it on the bytes they are about to wrap.
+func Canonicalize(raw []byte) ([]byte, error) { return canonicalize(raw) }
+
 // canonicalize renders raw JSON in the canonical form that securesystemslib signs (OLPC
 // canonical JSON): objects with sorted keys, no insignificant whitespace, strings escaping only
 // backslash and double quote, integers only. It reads the bytes it was given, never a re-parsed

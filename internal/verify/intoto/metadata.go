@@ -249,3 +249,16 @@ func (m *Metadata) withSignatures(sigs []Signature) ([]byte, error) {
 		Signatures  []wsig `json:"signatures"`
 	}{m.payloadType, base64.StdEncoding.EncodeToString(m.payload), ws})
 }
+
+// AddSignature returns the document with one more signature over its signed bytes.
+func AddSignature(raw []byte, keyID string, sig []byte) ([]byte, error) {
+	m, err := ParseMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	sigs := append(slices.Clone(m.Signatures), Signature{KeyID: keyID, Sig: sig})
+	return m.withSignatures(sigs)
+}
+
+// PayloadType is the DSSE payload type (empty for a metablock).
+func (m *Metadata) PayloadType() string { return m.payloadType }
