@@ -103,8 +103,8 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 }
 
 // admitLink admits a link of a registered layout: its step exists, the layout has not expired,
-// and every signature is by a functionary of that step. With fewer distinct functionaries than
-// the step's threshold it becomes a contribution to a co-signing group.
+// and every signature is by a functionary of that step. A link of a step with a threshold above
+// one becomes a contribution to the co-signing group of its payload.
 func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*admitted, error) {
 	layout, err := n.layout(req.Layout)
 	if err != nil {
@@ -141,10 +141,13 @@ func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*a
 	if len(terms) > ledger.MaxTerms {
 		terms = terms[:ledger.MaxTerms]
 	}
-	if len(signers) >= step.Threshold {
+	if step.Threshold <= 1 {
 		rec, err := newRecord(raw, req.Layout, req.PublicKeys, terms)
 		return &admitted{rec: rec}, err
 	}
+	// Every link of a threshold step goes through its co-signing group, even one that arrives
+	// with enough signatures: the group then completes and closes, instead of lingering open
+	// beside an entry for the same payload.
 	d := m.PayloadDigest()
 	con := &ledger.Contribution{Layout: req.Layout, Step: step.Name, Payload: "sha256:" + hex.EncodeToString(d[:]),
 		Threshold: step.Threshold, Envelope: raw, PublicKeys: req.PublicKeys, Terms: terms,

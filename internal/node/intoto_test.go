@@ -139,9 +139,15 @@ func TestInTotoAdmissionAndCosigning(t *testing.T) {
 	if err != nil || m.Kind != intoto.KindLink || len(m.Signers([]*intoto.Key{rb[0].key, rb[1].key, rb[2].key})) != 2 {
 		t.Fatalf("appended rebuild link: %v", err)
 	}
-	// The dissent is still pending and shown as disagreement.
+	// The dissent is still pending; the completed group is gone on every member once it has
+	// applied the completion.
 	var pending pendingResponse
-	getJSON(t, url(1)+"/v1/pending?layout="+layoutID, &pending)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		getJSON(t, url(1)+"/v1/pending?layout="+layoutID, &pending)
+		if len(pending.Pending) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(pending.Pending) != 1 || pending.Pending[0].Payload == "" || len(pending.Disagreements) != 0 {
 		t.Fatalf("pending after completion: %+v", pending)
 	}
