@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -9,6 +10,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -160,5 +163,37 @@ func TestInTotoAdmissionAndCosigning(t *testing.T) {
 	getJSON(t, url(2)+"/v1/search?key="+rb[1].key.KeyID, &sr)
 	if len(sr.Indices) != 1 {
 		t.Fatalf("search by key: %+v", sr)
+	}
+}
+
+// A link recorded by in-toto's Python tool is admitted unchanged and served back byte for byte.
+func TestReferenceToolLinkAdmitted(t *testing.T) {
+	dir := filepath.Join("..", "verify", "intoto", "testdata", "python")
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tn := newTestNet(t, 1, nil)
+	tn.leader()
+	code, out := post(t, tn.members[0].url(), submitBody(bytes.TrimSpace(read("root.layout")), "", string(read("owner.pub"))))
+	if code != http.StatusCreated {
+		t.Fatalf("layout: %d %v", code, out)
+	}
+	link := bytes.TrimSpace(read("build.4afea99c.link"))
+	// Sent as the tool wrote it (json.Marshal would compact the envelope).
+	body := fmt.Appendf(nil, `{"layout":%q,"envelope":%s}`, out["entry"], link)
+	code, out = post(t, tn.members[0].url(), body)
+	if code != http.StatusCreated {
+		t.Fatalf("Python link: %d %v", code, out)
+	}
+	var got struct {
+		Envelope json.RawMessage `json:"envelope"`
+	}
+	getJSON(t, fmt.Sprintf("%s/v1/entries/%v", tn.members[0].url(), out["index"]), &got)
+	if !bytes.Equal(got.Envelope, link) {
+		t.Fatal("the link came back changed")
 	}
 }
