@@ -2,16 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 
-	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/verify"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
@@ -47,7 +43,7 @@ func runSubmit(e *env, args []string) error {
 		keys = append(keys, string(b))
 	}
 	body, _ := json.Marshal(map[string]any{"envelope": json.RawMessage(raw), "layout": *layout, "public_keys": keys})
-	status, data, err := newAPI(*server).do(http.MethodPost, "/v1/entries", body)
+	status, data, err := client.NewAPI(*server).Do(http.MethodPost, "/v1/entries", body)
 	if err != nil {
 		return err
 	}
@@ -67,56 +63,6 @@ func runSubmit(e *env, args []string) error {
 	return nil
 }
 
-// entryPath is the API path of an entry given as an index or sha256:<hex>.
-func entryPath(id string) (string, error) {
-	if strings.HasPrefix(id, "sha256:") {
-		if _, err := ledger.ParseIdentity(id); err != nil {
-			return "", usagef("%v", err)
-		}
-		return "/v1/entries/" + id, nil
-	}
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return "", usagef("entry %q: want an index or sha256:<hex>", id)
-		}
-	}
-	if id == "" {
-		return "", usagef("entry: want an index or sha256:<hex>")
-	}
-	return "/v1/entries/" + id, nil
-}
-
-// fetchEntry gets an entry and checks it locally: the envelope hashes to the entry ID, and the
-// Merkle leaf carries (or commits to) exactly that envelope.
-func fetchEntry(a *api, id string) (*entry, error) {
-	path, err := entryPath(id)
-	if err != nil {
-		return nil, err
-	}
-	var en entry
-	if err := a.getJSON(path, &en); err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(en.Envelope)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != en.Entry {
-		return nil, fmt.Errorf("entry %d: envelope hashes to %s, server says %s", en.Index, got, en.Entry)
-	}
-	if strings.HasPrefix(id, "sha256:") && id != en.Entry {
-		return nil, fmt.Errorf("asked for %s, got %s", id, en.Entry)
-	}
-	leaf, err := ledger.ParseLeaf(en.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", en.Index, err)
-	}
-	switch {
-	case leaf.Envelope != nil && !bytes.Equal(leaf.Envelope, en.Envelope):
-		return nil, fmt.Errorf("entry %d: the leaf carries another envelope", en.Index)
-	case leaf.Envelope == nil && "sha256:"+leaf.EnvelopeSHA256 != en.Entry:
-		return nil, fmt.Errorf("entry %d: the leaf commits to another envelope", en.Index)
-	}
-	return &en, nil
-}
-
 func runGet(e *env, args []string) error {
 	fs := e.flags("get")
 	server := fs.String("server", "", "base URL of a node")
@@ -127,7 +73,7 @@ func runGet(e *env, args []string) error {
 	if *server == "" {
 		return usagef("--server is required")
 	}
-	en, err := fetchEntry(newAPI(*server), fs.Arg(0))
+	en, err := client.FetchEntry(client.NewAPI(*server), fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -139,5 +85,3 @@ func runGet(e *env, args []string) error {
 	e.result(en, fmt.Sprintf("index %d\nentry %s\n%s\n", en.Index, en.Entry, en.Envelope))
 	return nil
 }
-
-var errCheck = errors.New("check failed")

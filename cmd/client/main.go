@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"github.com/witnessnet/witnessnet/internal/client"
 )
 
 const usage = `usage: client <command> [flags]
@@ -31,7 +32,7 @@ Every command takes --json for machine-readable output. Exit status: 0 success, 
 `
 
 // errUsage marks a usage error (exit 2).
-var errUsage = errors.New("usage")
+var errUsage = client.ErrUsage
 
 type command struct {
 	run func(env *env, args []string) error

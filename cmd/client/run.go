@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
@@ -32,20 +33,20 @@ func runRun(e *env, args []string) error {
 	if *server != "" && *layout == "" {
 		return usagef("--layout is required to submit a link")
 	}
-	signer, keyID, err := loadSigner(*keyPath)
+	signer, keyID, err := client.LoadSigner(*keyPath)
 	if err != nil {
 		return err
 	}
-	opts := recordOptions{exclude: *exclude, lstrip: *lstrip}
-	mats, err := recordArtifacts(*materials, opts)
+	opts := client.RecordOptions{Exclude: *exclude, Lstrip: *lstrip}
+	mats, err := client.RecordArtifacts(*materials, opts)
 	if err != nil {
 		return err
 	}
-	by, code, err := runStep(fs.Args(), e.stderr, e.stderr)
+	by, code, err := client.RunStep(fs.Args(), e.stderr, e.stderr)
 	if err != nil {
 		return err
 	}
-	prods, err := recordArtifacts(*products, opts)
+	prods, err := client.RecordArtifacts(*products, opts)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func runRun(e *env, args []string) error {
 		"byproducts": by, "environment": map[string]any{},
 	}
 	doc, _ := json.Marshal(link)
-	signed, err := signDocument(doc, *format, intoto.PayloadTypeInToto, signer, keyID)
+	signed, err := client.SignDocument(doc, *format, intoto.PayloadTypeInToto, signer, keyID)
 	if err != nil {
 		return err
 	}
@@ -64,12 +65,12 @@ func runRun(e *env, args []string) error {
 		}
 	}
 	if code != 0 {
-		return fmt.Errorf("%w: the command exited %d; the link records it but was not submitted", errCheck, code)
+		return fmt.Errorf("%w: the command exited %d; the link records it but was not submitted", client.ErrCheck, code)
 	}
 	res := map[string]any{"step": *step, "materials": len(mats), "products": len(prods), "keyid": keyID}
 	text := fmt.Sprintf("recorded step %s: %d material(s), %d product(s)\n", *step, len(mats), len(prods))
 	if *server != "" {
-		status, body, err := submitEnvelope(newAPI(*server), signed, *layout, nil)
+		status, body, err := client.Submit(client.NewAPI(*server), signed, *layout, nil)
 		if err != nil {
 			return err
 		}
@@ -85,27 +86,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// submitEnvelope posts an envelope and returns the status and the decoded answer.
-func submitEnvelope(a *api, envelope []byte, layout string, keys []string) (int, map[string]any, error) {
-	req := map[string]any{"envelope": json.RawMessage(envelope)}
-	if layout != "" {
-		req["layout"] = layout
-	}
-	if len(keys) > 0 {
-		req["public_keys"] = keys
-	}
-	body, _ := json.Marshal(req)
-	status, data, err := a.do(http.MethodPost, "/v1/entries", body)
-	if err != nil {
-		return status, nil, err
-	}
-	var out map[string]any
-	if err := json.Unmarshal(data, &out); err != nil {
-		return status, nil, err
-	}
-	return status, out, nil
 }
 
 // describeSubmission renders an answer to POST /v1/entries.

@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"bytes"
@@ -12,33 +12,32 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
-// digestSet is an in-toto artifact digest set: algorithm -> hex.
-type digestSet = intoto.DigestSet
+// DigestSet is an in-toto artifact digest set: algorithm -> hex.
+type DigestSet = intoto.DigestSet
 
-// recordOptions shape how artifacts are named, as in-toto's run does.
-type recordOptions struct {
-	exclude []string // glob patterns (path.Match on the artifact name or any of its parent directories)
-	lstrip  []string // prefixes removed from artifact names
+// RecordOptions shape how artifacts are named, as in-toto's run does.
+type RecordOptions struct {
+	Exclude []string // glob patterns (path.Match on the artifact name or any of its parent directories)
+	Lstrip  []string // prefixes removed from artifact names
 }
 
-// recordArtifacts hashes every regular file under the given paths (directories are walked, symlinks
+// RecordArtifacts hashes every regular file under the given paths (directories are walked, symlinks
 // are followed to files) and names each by its slash-separated path as given, minus an lstrip prefix.
 // Two files that end up with the same name are an error, not a silent overwrite.
-func recordArtifacts(paths []string, opts recordOptions) (map[string]digestSet, error) {
-	out := map[string]digestSet{}
+func RecordArtifacts(paths []string, opts RecordOptions) (map[string]DigestSet, error) {
+	out := map[string]DigestSet{}
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(file string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			name := filepath.ToSlash(filepath.Clean(file))
-			if excluded(name, opts.exclude) {
+			if excluded(name, opts.Exclude) {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -58,7 +57,7 @@ func recordArtifacts(paths []string, opts recordOptions) (map[string]digestSet, 
 			if err != nil {
 				return err
 			}
-			for _, pre := range opts.lstrip {
+			for _, pre := range opts.Lstrip {
 				if s, ok := strings.CutPrefix(name, pre); ok {
 					name = s
 					break
@@ -67,7 +66,7 @@ func recordArtifacts(paths []string, opts recordOptions) (map[string]digestSet, 
 			if _, dup := out[name]; dup {
 				return fmt.Errorf("two artifacts are named %q (check --lstrip-paths)", name)
 			}
-			out[name] = digestSet{"sha256": sum}
+			out[name] = DigestSet{"sha256": sum}
 			return nil
 		})
 		if err != nil {
@@ -107,10 +106,10 @@ func hashFile(file string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// runStep runs a step's command, passing its output through to ours as well, and returns in-toto
+// RunStep runs a step's command, passing its output through to ours as well, and returns in-toto
 // byproducts: stdout, stderr and the return value. A command that cannot start is an error; one that
 // exits non-zero is recorded, as in-toto does, and reported to the caller through the return value.
-func runStep(argv []string, stdout, stderr io.Writer) (map[string]any, int, error) {
+func RunStep(argv []string, stdout, stderr io.Writer) (map[string]any, int, error) {
 	if len(argv) == 0 {
 		return map[string]any{}, 0, nil
 	}
@@ -128,14 +127,4 @@ func runStep(argv []string, stdout, stderr io.Writer) (map[string]any, int, erro
 		return nil, 0, fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	return map[string]any{"stdout": outBuf.String(), "stderr": errBuf.String(), "return-value": code}, code, nil
-}
-
-// sortedNames lists artifact names in order, for readable output.
-func sortedNames(m map[string]digestSet) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -1,4 +1,4 @@
-package main
+package client
 
 import (
 	"bytes"
@@ -11,33 +11,33 @@ import (
 	"time"
 )
 
-// api talks to one node's HTTP API.
-type api struct {
+// API talks to one node's HTTP API.
+type API struct {
 	base string
 	hc   *http.Client
 }
 
-func newAPI(base string) *api {
-	return &api{base: strings.TrimRight(base, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
+func NewAPI(base string) *API {
+	return &API{base: strings.TrimRight(base, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
 }
 
-// apiError is a non-2xx answer.
-type apiError struct {
+// APIError is a non-2xx answer.
+type APIError struct {
 	Status  int
 	Code    string `json:"error"`
 	Message string `json:"message"`
 }
 
-func (e *apiError) Error() string {
+func (e *APIError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("server answered %d", e.Status)
 	}
 	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// do sends a request, retrying 429 and 503 answers after their Retry-After (a few times), and
+// Do sends a request, retrying 429 and 503 answers after their Retry-After (a few times), and
 // returns the status and body of a 2xx answer.
-func (a *api) do(method, path string, body []byte) (int, []byte, error) {
+func (a *API) Do(method, path string, body []byte) (int, []byte, error) {
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
 		if err != nil {
@@ -63,7 +63,7 @@ func (a *api) do(method, path string, body []byte) (int, []byte, error) {
 			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
 			continue
 		}
-		e := &apiError{Status: resp.StatusCode}
+		e := &APIError{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil {
 			e.Message = strings.TrimSpace(string(data))
 		}
@@ -71,16 +71,16 @@ func (a *api) do(method, path string, body []byte) (int, []byte, error) {
 	}
 }
 
-func (a *api) getJSON(path string, v any) error {
-	_, data, err := a.do(http.MethodGet, path, nil)
+func (a *API) GetJSON(path string, v any) error {
+	_, data, err := a.Do(http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(data, v)
 }
 
-// entry is GET /v1/entries/{id}.
-type entry struct {
+// Entry is GET /v1/entries/{id}.
+type Entry struct {
 	Index      uint64          `json:"index"`
 	Entry      string          `json:"entry"`
 	Leaf       []byte          `json:"leaf"`
@@ -89,19 +89,19 @@ type entry struct {
 	PublicKeys []string        `json:"public_keys,omitempty"`
 }
 
-type inclusionProof struct {
+type InclusionProof struct {
 	Index    uint64   `json:"index"`
 	TreeSize uint64   `json:"tree_size"`
 	Hashes   [][]byte `json:"hashes"`
 }
 
-type consistencyProof struct {
+type ConsistencyProof struct {
 	OldSize  uint64   `json:"old_size"`
 	TreeSize uint64   `json:"tree_size"`
 	Hashes   [][]byte `json:"hashes"`
 }
 
-func (a *api) checkpoint() ([]byte, error) {
-	_, data, err := a.do(http.MethodGet, "/checkpoint", nil)
+func (a *API) Checkpoint() ([]byte, error) {
+	_, data, err := a.Do(http.MethodGet, "/checkpoint", nil)
 	return data, err
 }
