@@ -26,6 +26,7 @@ commands:
   run      record a step, sign, submit        client run --step build --key dev.key --products app --server URL --layout sha256:.. -- make
   cosign   add a signature to a pending link  client cosign --server URL --key rb2.key --layout sha256:.. --step rebuild --products app
   verify   verify a supply chain from the log client verify --server URL --policy policy.txt --layout sha256:.. --layout-key owner.pub --products app
+  audit    check the log only grows, one view client audit --server URL... --policy policy.txt --state DIR [--full]
 
 Every command takes --json for machine-readable output. Exit status: 0 success, 1 failed check,
 2 bad usage.
@@ -47,6 +48,7 @@ var commands = map[string]command{
 	"run":    {runRun},
 	"cosign": {runCosign},
 	"verify": {runVerify},
+	"audit":  {runAudit},
 }
 
 // env is what every command writes to.

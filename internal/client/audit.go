@@ -1,0 +1,315 @@
+package client
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/verify"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
+)
+
+// AuditConfig says what to audit and where the auditor keeps its state.
+type AuditConfig struct {
+	Servers  []string
+	Policy   *verify.Policy
+	StateDir string // holds checkpoint.note (last verified) and evidence-*.json
+	// Full downloads every entry from the tiles, re-verifies its signatures and recomputes the
+	// root of the newest checkpoint.
+	Full     bool
+	Progress func(done, total uint64)
+}
+
+// AuditReport is what an audit found.
+type AuditReport struct {
+	Size          uint64   `json:"size"`
+	Cosigners     []string `json:"cosigners"`
+	Previous      uint64   `json:"previous_size"`
+	Servers       []string `json:"servers"`
+	Entries       uint64   `json:"entries_verified,omitempty"`
+	EvidenceFiles []string `json:"evidence_files,omitempty"`
+}
+
+// seen is a checkpoint and where it came from.
+type seen struct {
+	source string
+	api    *API // nil for the auditor's stored state
+	note   []byte
+	cp     *verify.Checkpoint
+	rep    *verify.CheckpointReport
+}
+
+const stateFile = "checkpoint.note"
+
+// Audit checks that the log only grows and that every server shows the same log: each server's
+// checkpoint against the policy, against the auditor's last verified checkpoint, and against each
+// other. Any inconsistency is written as an evidence file and reported as ErrCheck. On success
+// the newest checkpoint becomes the auditor's state.
+func Audit(cfg AuditConfig) (*AuditReport, error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	rep := &AuditReport{Servers: cfg.Servers}
+	var all []seen
+	if prev, err := os.ReadFile(filepath.Join(cfg.StateDir, stateFile)); err == nil {
+		cp, r, err := cfg.Policy.VerifyCheckpoint(prev)
+		if err != nil {
+			return nil, fmt.Errorf("stored state %s: %w", stateFile, err)
+		}
+		all = append(all, seen{source: "state", note: prev, cp: cp, rep: r})
+		rep.Previous = cp.Size
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, s := range cfg.Servers {
+		a := NewAPI(s)
+		note, err := a.Checkpoint()
+		if err != nil {
+			return nil, err
+		}
+		cp, r, err := cfg.Policy.VerifyCheckpoint(note)
+		if err != nil {
+			return nil, fmt.Errorf("%s: checkpoint: %w", s, err)
+		}
+		all = append(all, seen{source: s, api: a, note: note, cp: cp, rep: r})
+	}
+	evidence := compareAll(cfg.Policy, all)
+	for _, e := range evidence {
+		path, err := writeEvidence(cfg.StateDir, e)
+		if err != nil {
+			return rep, err
+		}
+		rep.EvidenceFiles = append(rep.EvidenceFiles, path)
+	}
+	if len(evidence) > 0 {
+		return rep, fmt.Errorf("%w: %d inconsistency(ies); evidence in %v", ErrCheck, len(evidence), rep.EvidenceFiles)
+	}
+	newest := all[0]
+	for _, s := range all[1:] {
+		if s.cp.Size > newest.cp.Size {
+			newest = s
+		}
+	}
+	rep.Size, rep.Cosigners = newest.cp.Size, newest.rep.Cosigners
+	if cfg.Full && newest.api != nil {
+		n, err := verifyAllEntries(newest.api, newest.cp, cfg.Progress)
+		rep.Entries = n
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, writeAtomic(filepath.Join(cfg.StateDir, stateFile), newest.note)
+}
+
+// compareAll checks every pair of checkpoints and returns evidence for each inconsistent pair.
+func compareAll(p *verify.Policy, all []seen) []*verify.Evidence {
+	var out []*verify.Evidence
+	for i := range all {
+		for j := range all {
+			a, b := all[i], all[j]
+			if i == j || a.cp.Size > b.cp.Size || (a.cp.Size == b.cp.Size && i > j) {
+				continue
+			}
+			if a.cp.Size == b.cp.Size {
+				if !bytes.Equal(a.cp.Root, b.cp.Root) {
+					if e, err := verify.NewEvidence(p, a.note, b.note, nil, a.source, b.source); err == nil {
+						out = append(out, e)
+					}
+				}
+				continue
+			}
+			prover := b.api
+			if prover == nil {
+				continue // the stored state is older than every server's: compared from their side
+			}
+			var cp ConsistencyProof
+			if a.cp.Size == 0 || prover.GetJSON(fmt.Sprintf("/v1/proof/consistency?old=%d&size=%d", a.cp.Size, b.cp.Size), &cp) != nil {
+				continue
+			}
+			if e, err := verify.NewEvidence(p, a.note, b.note, cp.Hashes, a.source, b.source); err == nil {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func writeEvidence(dir string, e *verify.Evidence) (string, error) {
+	data, _ := json.MarshalIndent(e, "", "  ")
+	path := filepath.Join(dir, fmt.Sprintf("evidence-%d.json", time.Now().UnixNano()))
+	return path, writeAtomic(path, append(data, '\n'))
+}
+
+// writeAtomic replaces path with data: written to a temporary file, synced, renamed.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// verifyAllEntries downloads every entry bundle up to the checkpoint, re-verifies each entry's
+// signatures (links against their layout's functionaries, others against the keys sent with
+// them) and recomputes the root.
+func verifyAllEntries(a *API, cp *verify.Checkpoint, progress func(done, total uint64)) (uint64, error) {
+	r := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	layouts := map[string]*intoto.Layout{}
+	var done uint64
+	for n := uint64(0); n*256 < cp.Size; n++ {
+		w := min(256, cp.Size-n*256)
+		_, data, err := a.Do("GET", "/tile/entries/"+TileIndex(n)+partialSuffix(w), nil)
+		if err != nil {
+			return done, err
+		}
+		leaves, err := splitBundle(data)
+		if err != nil || uint64(len(leaves)) != w {
+			return done, fmt.Errorf("%w: entry bundle %d is malformed or holds the wrong number of entries", ErrCheck, n)
+		}
+		for i, leaf := range leaves {
+			idx := n*256 + uint64(i)
+			if err := checkEntry(a, idx, leaf, layouts); err != nil {
+				return done, fmt.Errorf("%w: entry %d: %v", ErrCheck, idx, err)
+			}
+			if err := r.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
+				return done, err
+			}
+			done++
+		}
+		if progress != nil {
+			progress(done, cp.Size)
+		}
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		return done, err
+	}
+	if !bytes.Equal(root, cp.Root) {
+		return done, fmt.Errorf("%w: the entries hash to a root other than the checkpoint's", ErrCheck)
+	}
+	return done, nil
+}
+
+// checkEntry re-verifies one entry's signatures.
+func checkEntry(a *API, idx uint64, leafData []byte, layouts map[string]*intoto.Layout) error {
+	leaf, err := ledger.ParseLeaf(leafData)
+	if err != nil {
+		return err
+	}
+	env := leaf.Envelope
+	if env == nil {
+		en, err := FetchEntry(a, fmt.Sprint(idx))
+		if err != nil {
+			return err
+		}
+		env = en.Envelope
+	}
+	m, err := intoto.ParseMetadata(env)
+	if err != nil {
+		return err
+	}
+	id := ledger.IdentityOf(env).String()
+	if m.Kind == intoto.KindLayout {
+		layouts[id] = m.Layout
+	}
+	if leaf.Layout != "" {
+		l, ok := layouts[leaf.Layout]
+		if !ok || m.Link == nil {
+			return fmt.Errorf("a link of layout %s, which is not earlier in the log", leaf.Layout)
+		}
+		step, ok := l.Step(m.Link.Name)
+		if !ok {
+			return fmt.Errorf("layout %s has no step %q", leaf.Layout, m.Link.Name)
+		}
+		if bad := m.Unverified(l.Functionaries(step)); len(bad) > 0 || len(m.Signatures) == 0 {
+			return fmt.Errorf("a signature is not by a functionary of step %s", step.Name)
+		}
+		return nil
+	}
+	var keys []*intoto.Key
+	for _, s := range leaf.PublicKeys {
+		k, err := intoto.ParseKeyPEM([]byte(s), "")
+		if err != nil {
+			if k, err = intoto.ParseKeyJSON([]byte(s)); err != nil {
+				return err
+			}
+		}
+		keys = append(keys, k)
+	}
+	if bad := m.Unverified(keys); len(bad) > 0 || len(m.Signatures) == 0 {
+		return errors.New("a signature does not verify under the keys sent with it")
+	}
+	return nil
+}
+
+func splitBundle(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return nil, errors.New("truncated")
+		}
+		l := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+l {
+			return nil, errors.New("truncated")
+		}
+		out = append(out, b[2:2+l])
+		b = b[2+l:]
+	}
+	return out, nil
+}
+
+// TileIndex renders a C2SP tlog-tiles index: groups of three digits, all but the last prefixed
+// with x.
+func TileIndex(n uint64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n /= 1000; n > 0; n /= 1000 {
+		s = fmt.Sprintf("x%03d/", n%1000) + s
+	}
+	return s
+}
+
+func partialSuffix(w uint64) string {
+	if w == 256 {
+		return ""
+	}
+	return fmt.Sprintf(".p/%d", w)
+}
+
+// CheckEvidenceFile verifies an evidence file offline under the policy and returns it.
+func CheckEvidenceFile(p *verify.Policy, path string) (*verify.Evidence, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := verify.ParseEvidence(data)
+	if err != nil {
+		return nil, err
+	}
+	both, err := e.Check(p)
+	if err != nil {
+		return nil, err
+	}
+	e.SignedBoth = both
+	return e, nil
+}
