@@ -42,7 +42,7 @@ func runRun(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	by, code, err := client.RunStep(fs.Args(), e.stderr, e.stderr)
+	by, code, err := client.RunStep("", fs.Args(), e.stderr, e.stderr)
 	if err != nil {
 		return err
 	}

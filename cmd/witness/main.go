@@ -1,5 +1,6 @@
 // Command witness runs a witnessnet node and helps set up local networks.
 //
+//	witness demo                   a complete supply chain through a local network, explained
 //	witness run --config FILE      run one node
 //	witness testnet --nodes N --dir DIR [--base-port P]
 //	                               write configs and keys for a local network
@@ -13,6 +14,7 @@ import (
 const usage = `usage: witness <command> [flags]
 
 commands:
+  demo     run a supply chain through a local four-organization network and explain it
   run      run one node (witness run --config DIR/node1/witness.yaml)
   testnet  write a ready local network (witness testnet --nodes 3 --dir ./testnet)
 
@@ -30,6 +32,8 @@ func main() {
 		os.Exit(runCmd(args))
 	case "testnet":
 		os.Exit(testnetCmd(args))
+	case "demo":
+		os.Exit(demoCmd(args))
 	case "healthcheck":
 		os.Exit(healthcheckCmd(args))
 	case "help", "-h", "--help":

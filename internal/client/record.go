@@ -109,11 +109,14 @@ func hashFile(file string) (string, error) {
 // RunStep runs a step's command, passing its output through to ours as well, and returns in-toto
 // byproducts: stdout, stderr and the return value. A command that cannot start is an error; one that
 // exits non-zero is recorded, as in-toto does, and reported to the caller through the return value.
-func RunStep(argv []string, stdout, stderr io.Writer) (map[string]any, int, error) {
+//
+// The command runs in dir ("" for the current directory).
+func RunStep(dir string, argv []string, stdout, stderr io.Writer) (map[string]any, int, error) {
 	if len(argv) == 0 {
 		return map[string]any{}, 0, nil
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
 	var outBuf, errBuf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&outBuf, stdout)
 	cmd.Stderr = io.MultiWriter(&errBuf, stderr)
