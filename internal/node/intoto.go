@@ -131,16 +131,17 @@ func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*a
 		ledger.Term(ledger.TermStep, req.Layout+"/"+step.Name),
 	}
 	terms = append(terms, keyTerms(signers)...)
+	// Artifact digests fill what is left of the record's term budget; the terms that find a
+	// link by layout, step and signer always stay.
+	var digests []string
 	for _, set := range []map[string]intoto.DigestSet{m.Link.Materials, m.Link.Products} {
 		for _, d := range set {
-			terms = append(terms, digestTerms(d)...)
+			digests = append(digests, digestTerms(d)...)
 		}
 	}
-	slices.Sort(terms)
-	terms = slices.Compact(terms)
-	if len(terms) > ledger.MaxTerms {
-		terms = terms[:ledger.MaxTerms]
-	}
+	slices.Sort(digests)
+	digests = slices.Compact(digests)
+	terms = append(terms, digests[:min(len(digests), ledger.MaxTerms-len(terms))]...)
 	if step.Threshold <= 1 {
 		rec, err := newRecord(raw, req.Layout, req.PublicKeys, terms)
 		return &admitted{rec: rec}, err

@@ -36,7 +36,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 256, "concurrent submitters in the closed-loop run")
 	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
 	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
-	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup", "which rows to run")
+	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup,verify", "which rows to run")
 	flag.Parse()
 	if o.quick {
 		o.entries, o.ledgerN, o.catchupN = 4000, 100000, 10000
@@ -57,6 +57,7 @@ func main() {
 		{"proofs", benchProofs},
 		{"ledger", benchLedger},
 		{"catchup", benchCatchup},
+		{"verify", benchVerify},
 	}
 	for _, s := range steps {
 		if !o.rows[s.name] {

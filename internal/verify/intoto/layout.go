@@ -1,7 +1,6 @@
 package intoto
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -43,35 +42,26 @@ type Inspection struct {
 	ExpectedProducts  [][]string
 }
 
-type wireLayout struct {
-	Type    string                     `json:"_type"`
-	Expires string                     `json:"expires"`
-	Keys    map[string]json.RawMessage `json:"keys"`
-	Steps   []struct {
-		Type              string     `json:"_type"`
-		Name              string     `json:"name"`
-		PubKeys           []string   `json:"pubkeys"`
-		Threshold         *int       `json:"threshold"`
-		ExpectedCommand   []string   `json:"expected_command"`
-		ExpectedMaterials [][]string `json:"expected_materials"`
-		ExpectedProducts  [][]string `json:"expected_products"`
-		Quorum            bool       `json:"witnessnet_quorum"`
-	} `json:"steps"`
-	Inspect []struct {
-		Type              string     `json:"_type"`
-		Name              string     `json:"name"`
-		Run               []string   `json:"run"`
-		ExpectedMaterials [][]string `json:"expected_materials"`
-		ExpectedProducts  [][]string `json:"expected_products"`
-	} `json:"inspect"`
-	Readme string `json:"readme"`
+type wireStep struct {
+	Type              string     `json:"_type"`
+	Name              string     `json:"name"`
+	PubKeys           []string   `json:"pubkeys"`
+	Threshold         *int       `json:"threshold"`
+	ExpectedCommand   []string   `json:"expected_command"`
+	ExpectedMaterials [][]string `json:"expected_materials"`
+	ExpectedProducts  [][]string `json:"expected_products"`
+	Quorum            bool       `json:"witnessnet_quorum"`
 }
 
-func decodeLayout(doc []byte) (*Layout, error) {
-	var w wireLayout
-	if err := json.Unmarshal(doc, &w); err != nil {
-		return nil, fmt.Errorf("%w: layout: %v", ErrMalformed, err)
-	}
+type wireInspection struct {
+	Type              string     `json:"_type"`
+	Name              string     `json:"name"`
+	Run               []string   `json:"run"`
+	ExpectedMaterials [][]string `json:"expected_materials"`
+	ExpectedProducts  [][]string `json:"expected_products"`
+}
+
+func layoutFrom(w *wireContent) (*Layout, error) {
 	exp, err := time.Parse(time.RFC3339, w.Expires)
 	if err != nil {
 		return nil, fmt.Errorf("%w: layout expires %q: %v", ErrMalformed, w.Expires, err)

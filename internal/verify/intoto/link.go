@@ -22,20 +22,6 @@ type Link struct {
 	Environment map[string]any       `json:"environment"`
 }
 
-func decodeLink(doc []byte) (*Link, error) {
-	var l struct {
-		Type string `json:"_type"`
-		Link
-	}
-	if err := json.Unmarshal(doc, &l); err != nil {
-		return nil, fmt.Errorf("%w: link: %v", ErrMalformed, err)
-	}
-	if l.Name == "" {
-		return nil, fmt.Errorf("%w: link without a name", ErrMalformed)
-	}
-	return l.Link.normalized(), nil
-}
-
 func (l *Link) normalized() *Link {
 	if l.Materials == nil {
 		l.Materials = map[string]DigestSet{}

@@ -2,6 +2,7 @@ package intoto
 
 import (
 	"bytes"
+	"io"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -66,12 +67,15 @@ type Metadata struct {
 	signed      []byte // what signatures cover
 }
 
-type wireMetablock struct {
-	Signed     json.RawMessage `json:"signed"`
-	Signatures []struct {
-		KeyID string `json:"keyid"`
-		Sig   string `json:"sig"`
-		Cert  string `json:"cert,omitempty"`
+// wireDocument is either envelope form, decoded in one pass.
+type wireDocument struct {
+	Signed      json.RawMessage `json:"signed"`
+	PayloadType *string         `json:"payloadType"`
+	Payload     *string         `json:"payload"`
+	Signatures  []struct {
+		KeyID string  `json:"keyid"`
+		Sig   *string `json:"sig"`
+		Cert  string  `json:"cert,omitempty"`
 	} `json:"signatures"`
 }
 
@@ -80,12 +84,20 @@ type wireMetablock struct {
 // envelope of another payload is KindOther.
 func ParseMetadata(raw []byte) (*Metadata, error) {
 	raw = bytes.TrimSpace(raw)
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &probe); err != nil {
+	var w wireDocument
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if _, ok := probe["signed"]; ok {
-		return parseMetablock(raw)
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	if w.Signed != nil {
+		if w.PayloadType != nil || w.Payload != nil {
+			return nil, fmt.Errorf("%w: both a metablock and a DSSE envelope", ErrMalformed)
+		}
+		return parseMetablock(raw, &w)
 	}
 	env, err := verify.ParseEnvelope(raw)
 	if err != nil {
@@ -102,13 +114,7 @@ func ParseMetadata(raw []byte) (*Metadata, error) {
 	return m, m.decodePayload(env.Payload)
 }
 
-func parseMetablock(raw []byte) (*Metadata, error) {
-	var w wireMetablock
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%w: metablock: %v", ErrMalformed, err)
-	}
+func parseMetablock(raw []byte, w *wireDocument) (*Metadata, error) {
 	if len(w.Signed) == 0 || w.Signed[0] != '{' {
 		return nil, fmt.Errorf("%w: metablock: signed must be an object", ErrMalformed)
 	}
@@ -118,7 +124,10 @@ func parseMetablock(raw []byte) (*Metadata, error) {
 	}
 	m := &Metadata{Format: FormatMetablock, Raw: raw, payload: w.Signed, signed: signed}
 	for i, s := range w.Signatures {
-		sig, err := hex.DecodeString(s.Sig)
+		if s.Sig == nil {
+			return nil, fmt.Errorf("%w: metablock signature %d has no sig", ErrMalformed, i)
+		}
+		sig, err := hex.DecodeString(*s.Sig)
 		if err != nil {
 			return nil, fmt.Errorf("%w: metablock signature %d: sig is not hex", ErrMalformed, i)
 		}
@@ -127,28 +136,55 @@ func parseMetablock(raw []byte) (*Metadata, error) {
 	return m, m.decodePayload(w.Signed)
 }
 
+// wireContent is every in-toto document kind's fields, so one decoding pass reads any of them.
+type wireContent struct {
+	Type string `json:"_type"`
+	// layout
+	Expires string                     `json:"expires"`
+	Keys    map[string]json.RawMessage `json:"keys"`
+	Steps   []wireStep                 `json:"steps"`
+	Inspect []wireInspection           `json:"inspect"`
+	Readme  string                     `json:"readme"`
+	// link
+	Name        string               `json:"name"`
+	Command     []string             `json:"command"`
+	Materials   map[string]DigestSet `json:"materials"`
+	Products    map[string]DigestSet `json:"products"`
+	Byproducts  map[string]any       `json:"byproducts"`
+	Environment map[string]any       `json:"environment"`
+	// statement
+	Subject       []ResourceDigest `json:"subject"`
+	PredicateType string           `json:"predicateType"`
+	Predicate     json.RawMessage  `json:"predicate"`
+}
+
 // decodePayload reads the in-toto document: a classic layout or link, or an ITE-6 statement.
 func (m *Metadata) decodePayload(doc []byte) error {
-	var head struct {
-		Type string `json:"_type"`
-	}
-	if err := json.Unmarshal(doc, &head); err != nil {
-		return fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	var c wireContent
+	if err := json.Unmarshal(doc, &c); err != nil {
+		// A statement's materials may be a list, which the link-shaped fields cannot hold.
+		var head struct {
+			Type string `json:"_type"`
+		}
+		if json.Unmarshal(doc, &head) != nil || !strings.HasPrefix(head.Type, "https://in-toto.io/Statement/") {
+			return fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		}
+		c = wireContent{Type: head.Type}
 	}
 	switch {
-	case head.Type == "layout":
-		l, err := decodeLayout(doc)
+	case c.Type == "layout":
+		l, err := layoutFrom(&c)
 		if err != nil {
 			return err
 		}
 		m.Kind, m.Layout = KindLayout, l
-	case head.Type == "link":
-		l, err := decodeLink(doc)
-		if err != nil {
-			return err
+	case c.Type == "link":
+		if c.Name == "" {
+			return fmt.Errorf("%w: link without a name", ErrMalformed)
 		}
-		m.Kind, m.Link = KindLink, l
-	case strings.HasPrefix(head.Type, "https://in-toto.io/Statement/"):
+		l := &Link{Name: c.Name, Command: c.Command, Materials: c.Materials, Products: c.Products, Byproducts: c.Byproducts, Environment: c.Environment}
+		m.Kind, m.Link = KindLink, l.normalized()
+	case strings.HasPrefix(c.Type, "https://in-toto.io/Statement/"):
 		st, err := decodeStatement(doc)
 		if err != nil {
 			return err
