@@ -2,12 +2,12 @@ package intoto
 
 import (
 	"bytes"
-	"io"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
