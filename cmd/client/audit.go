@@ -21,7 +21,7 @@ func runAudit(e *env, args []string) error {
 	policyPath := fs.String("policy", "", "C2SP tlog-policy")
 	state := fs.String("state", "", "directory for the last verified checkpoint and evidence files")
 	full := fs.Bool("full", false, "download every entry, re-verify its signatures and recompute the root")
-	every := fs.Duration("every", 0, "audit again at this interval until interrupted (0: once)")
+	every := fs.Duration("interval", 0, "audit again at this interval until interrupted (0: once)")
 	evidence := fs.String("check-evidence", "", "verify this evidence file offline and name who signed both sides")
 	if err := parse(fs, args, 0); err != nil {
 		return err
