@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -120,5 +121,25 @@ func runSign(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "wrote %s (%s, %d signature(s))\n", *out, m.Kind, len(m.Signatures))
+	return nil
+}
+
+// runKey prints a public key the way a layout lists it: its in-toto key ID and its
+// securesystemslib JSON form ("keys": {"<keyid>": {...}}).
+func runKey(e *env, args []string) error {
+	fs := e.flags("key")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	k, err := intoto.ParseKeyPEM(b, "")
+	if err != nil {
+		return err
+	}
+	out, _ := json.Marshal(map[string]any{k.KeyID: k.JSON()})
+	e.result(map[string]any{"keyid": k.KeyID, "key": k.JSON()}, string(out)+"\n")
 	return nil
 }

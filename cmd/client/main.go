@@ -19,6 +19,7 @@ const usage = `usage: client <command> [flags]
 
 commands:
   keygen   make a signing key pair            client keygen --out alice
+  key      a public key as a layout lists it  client key dev.pub
   sign     sign a layout, link or payload     client sign --key alice.key [--format dsse|metablock] --out env.json doc.json
   submit   submit an envelope to the log      client submit --server URL --key-file alice.pub env.json
   get      fetch an entry and check it        client get --server URL 12
@@ -41,6 +42,7 @@ type command struct {
 
 var commands = map[string]command{
 	"keygen": {runKeygen},
+	"key":    {runKey},
 	"sign":   {runSign},
 	"submit": {runSubmit},
 	"get":    {runGet},
