@@ -40,12 +40,16 @@ type fileConfig struct {
 	SnapshotInterval   time.Duration `mapstructure:"snapshot_interval" yaml:"snapshot_interval,omitempty"`
 	WALSegmentBytes    int           `mapstructure:"wal_segment_bytes" yaml:"wal_segment_bytes,omitempty"`
 	Peers              []peerConfig  `mapstructure:"peers" yaml:"peers,omitempty"`
+	P2P                p2pConfig     `mapstructure:"p2p" yaml:"p2p,omitempty"`
 }
 
 type peerConfig struct {
 	Name     string `mapstructure:"name" yaml:"name,omitempty"`
 	RaftAddr string `mapstructure:"raft_addr" yaml:"raft_addr,omitempty"`
 	URL      string `mapstructure:"url" yaml:"url,omitempty"`
+	// With p2p: the member's libp2p peer ID and where it listens.
+	PeerID   string   `mapstructure:"peer_id" yaml:"peer_id,omitempty"`
+	P2PAddrs []string `mapstructure:"p2p_addrs" yaml:"p2p_addrs,omitempty"`
 }
 
 // loadConfig reads the configuration: file, then WITNESS_* environment, then flags.
@@ -121,6 +125,12 @@ func runCmd(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	closeP2P, err := fc.startP2P(ctx, &cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	defer closeP2P()
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		log.Error("start", "err", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/p2p"
 )
 
 // DefaultOrigin is the log origin testnet writes unless told otherwise.
@@ -25,6 +27,9 @@ type testnetSpec struct {
 	// with one port per node.
 	Hosts []string
 	Force bool
+	// Transport is how raft travels between members: tcp, or libp2p (peer IDs, a gater that
+	// admits only members; node i listens on base-port+200+i-1).
+	Transport string
 }
 
 func testnetCmd(args []string) int {
@@ -36,6 +41,7 @@ func testnetCmd(args []string) int {
 	fs.StringVar(&s.Origin, "origin", DefaultOrigin, "log origin (checkpoint origin line and log key name)")
 	fs.StringSliceVar(&s.Hosts, "hosts", nil, "host names of the nodes (e.g. node1,node2,...); each then uses base-port for HTTP and base-port+100 for raft")
 	fs.BoolVar(&s.Force, "force", false, "overwrite an existing network in DIR")
+	fs.StringVar(&s.Transport, "transport", "tcp", "raft between members: tcp, or libp2p")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -59,7 +65,10 @@ func writeTestnet(s testnetSpec) error {
 	if len(s.Hosts) > 0 && len(s.Hosts) != s.Nodes {
 		return fmt.Errorf("--hosts names %d hosts for %d nodes", len(s.Hosts), s.Nodes)
 	}
-	if s.BasePort < 1024 || s.BasePort+100+s.Nodes > 65535 {
+	if s.Transport != "tcp" && s.Transport != "libp2p" {
+		return fmt.Errorf("--transport %q: want tcp or libp2p", s.Transport)
+	}
+	if s.BasePort < 1024 || s.BasePort+200+s.Nodes > 65535 {
 		return fmt.Errorf("--base-port %d out of range", s.BasePort)
 	}
 	dir, err := filepath.Abs(s.Dir)
@@ -87,8 +96,12 @@ func writeTestnet(s testnetSpec) error {
 		}
 		members[i] = m
 	}
+	peers, err := p2pIdentities(dir, s, members)
+	if err != nil {
+		return err
+	}
 	for _, m := range members {
-		if err := writeMember(dir, s, m, members); err != nil {
+		if err := writeMember(dir, s, m, members, peers); err != nil {
 			return err
 		}
 	}
@@ -96,10 +109,44 @@ func writeTestnet(s testnetSpec) error {
 	if err := os.WriteFile(filepath.Join(dir, "policy.txt"), policy, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "membership.txt"), localnet.MembershipText(policy), 0o644)
+	membership := localnet.MembershipText(policy)
+	for _, m := range members {
+		if p, ok := peers[m.Name]; ok {
+			membership = fmt.Appendf(membership, "peer %s %s\n", m.Name, p.PeerID)
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "membership.txt"), membership, 0o644)
 }
 
-func writeMember(dir string, s testnetSpec, m localnet.Member, all []localnet.Member) error {
+// p2pIdentities makes each member's libp2p identity key when the network uses libp2p, and
+// returns each member's peer ID and listen address as the others see it.
+func p2pIdentities(dir string, s testnetSpec, members []localnet.Member) (map[string]peerConfig, error) {
+	out := map[string]peerConfig{}
+	if s.Transport != "libp2p" {
+		return out, nil
+	}
+	for i, m := range members {
+		if err := os.MkdirAll(filepath.Join(dir, m.Name), 0o700); err != nil {
+			return nil, err
+		}
+		key, err := p2p.LoadIdentity(filepath.Join(dir, m.Name, "p2p.key"))
+		if err != nil {
+			return nil, err
+		}
+		id, err := p2p.PeerID(key.Public().(ed25519.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", s.BasePort+200+i)
+		if len(s.Hosts) > 0 {
+			addr = fmt.Sprintf("/dns4/%s/tcp/%d", s.Hosts[i], s.BasePort+200)
+		}
+		out[m.Name] = peerConfig{PeerID: id.String(), P2PAddrs: []string{addr}}
+	}
+	return out, nil
+}
+
+func writeMember(dir string, s testnetSpec, m localnet.Member, all []localnet.Member, peers map[string]peerConfig) error {
 	nd := filepath.Join(dir, m.Name)
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		return err
@@ -120,8 +167,22 @@ func writeMember(dir string, s testnetSpec, m localnet.Member, all []localnet.Me
 		cfg.Membership = "/testnet/membership.txt"
 		cfg.RaftBind = fmt.Sprintf("0.0.0.0:%d", s.BasePort+100)
 	}
-	for _, o := range all {
-		cfg.Peers = append(cfg.Peers, peerConfig{Name: o.Name, RaftAddr: o.RaftAddr, URL: o.URL})
+	for i, o := range all {
+		pc := peerConfig{Name: o.Name, RaftAddr: o.RaftAddr, URL: o.URL}
+		if p, ok := peers[o.Name]; ok {
+			pc.PeerID, pc.P2PAddrs = p.PeerID, p.P2PAddrs
+			if o.Name == m.Name {
+				port := s.BasePort + 200 + i
+				if len(s.Hosts) > 0 {
+					port = s.BasePort + 200
+				}
+				cfg.P2P = p2pConfig{Listen: fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port), Key: filepath.Join(nd, "p2p.key")}
+				if len(s.Hosts) > 0 {
+					cfg.P2P.Key = "/testnet/" + m.Name + "/p2p.key"
+				}
+			}
+		}
+		cfg.Peers = append(cfg.Peers, pc)
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {

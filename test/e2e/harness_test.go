@@ -54,10 +54,10 @@ type network struct {
 	procs []*exec.Cmd
 }
 
-func startNetwork(t *testing.T, n, basePort int) *network {
+func startNetwork(t *testing.T, n, basePort int, testnetArgs ...string) *network {
 	dir := t.TempDir()
-	out, err := exec.Command(filepath.Join(binDir, "witness"), "testnet", "--nodes", fmt.Sprint(n), "--dir", dir,
-		"--base-port", fmt.Sprint(basePort)).CombinedOutput()
+	args := append([]string{"testnet", "--nodes", fmt.Sprint(n), "--dir", dir, "--base-port", fmt.Sprint(basePort)}, testnetArgs...)
+	out, err := exec.Command(filepath.Join(binDir, "witness"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("witness testnet: %v\n%s", err, out)
 	}

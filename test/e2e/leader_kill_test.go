@@ -71,15 +71,23 @@ func (nw *network) load(t *testing.T, s *submitter, acked []uint64, from, to int
 // acknowledged entry must then be at its index on every node, every node must serve the same
 // quorum-cosigned checkpoint, and the root recomputed from the tiles must match it.
 func TestLeaderKilledUnderLoad(t *testing.T) {
-	nw := startNetwork(t, 3, 17100)
+	leaderKilledUnderLoad(t, startNetwork(t, 3, 17100), 3000, 4000)
+}
+
+// TestLeaderKilledUnderLoadOverLibp2p is the same with raft between the members over libp2p
+// (peer IDs from the membership, the gater admitting only members).
+func TestLeaderKilledUnderLoadOverLibp2p(t *testing.T) {
+	leaderKilledUnderLoad(t, startNetwork(t, 3, 17600, "--transport", "libp2p"), 1000, 1500)
+}
+
+func leaderKilledUnderLoad(t *testing.T, nw *network, first, total int) {
 	s := newSubmitter()
-	const first, total = 3000, 4000
 	acked := make([]uint64, total)
 
 	var once sync.Once
 	killed := -1
 	nw.load(t, s, acked, 0, first, func(done int64) {
-		if done == first/2 {
+		if done == int64(first/2) {
 			once.Do(func() {
 				killed = nw.leader()
 				t.Logf("SIGKILL leader node%d after %d acknowledgements", killed+1, done)
@@ -101,7 +109,7 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 	policy := readPolicy(t, filepath.Join(nw.dir, "policy.txt"))
 	roots := map[string]bool{}
 	for i, u := range nw.urls {
-		size, root := waitCheckpoint(t, u, policy, total)
+		size, root := waitCheckpoint(t, u, policy, uint64(total))
 		roots[fmt.Sprintf("%d/%x", size, root)] = true
 		checkEntries(t, u, s, acked, size)
 		if got := rootFromTiles(t, u, size); !bytes.Equal(got, root) {
