@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -93,6 +94,14 @@ func (l *Ledger) Leaves(ctx context.Context, start, count uint64) ([]*trillian.L
 		}
 		if len(leaves) == 0 {
 			break
+		}
+		// Storage can rot: a leaf whose bytes no longer hash to its recorded Merkle leaf hash is
+		// refused, never served.
+		for _, lf := range leaves {
+			if !bytes.Equal(rfc6962.DefaultHasher.HashLeaf(lf.LeafValue), lf.MerkleLeafHash) {
+				l.log.Error("ALARM: stored leaf does not match its Merkle leaf hash; refusing to serve it", "index", lf.LeafIndex)
+				return nil, fmt.Errorf("%w: leaf %d does not match its hash", ErrTreeMismatch, lf.LeafIndex)
+			}
 		}
 		out = append(out, leaves...)
 		start += uint64(len(leaves))
@@ -221,8 +230,19 @@ func (l *Ledger) EntryBundle(ctx context.Context, index, width uint64) ([]byte, 
 	if uint64(len(leaves)) != width {
 		return nil, fmt.Errorf("%w: entry bundle %d has %d of %d leaves", ErrTreeMismatch, index, len(leaves), width)
 	}
+	// The leaves must also be the ones the node's tree holds at these indexes.
+	l.mu.RLock()
+	hashes, err := l.st.logs.ReadNodeRange(ctx, l.st.tree.TreeId, 0, index*TileWidth, int(width))
+	l.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
 	var out []byte
-	for _, lf := range leaves {
+	for i, lf := range leaves {
+		if i >= len(hashes) || !bytes.Equal(hashes[i], lf.MerkleLeafHash) {
+			l.log.Error("ALARM: stored leaf does not match the node's tree; refusing to serve it", "index", lf.LeafIndex)
+			return nil, fmt.Errorf("%w: leaf %d is not the tree's", ErrTreeMismatch, lf.LeafIndex)
+		}
 		if len(lf.LeafValue) > MaxBundleEntry {
 			return nil, fmt.Errorf("leaf %d is %d bytes", lf.LeafIndex, len(lf.LeafValue))
 		}

@@ -106,8 +106,12 @@ func writeEntry(w http.ResponseWriter, e entryResponse) {
 
 // notFound maps ledger.ErrNotFound to 404 and passes anything else through as internal.
 func notFound(err error) error {
-	if errors.Is(err, ledger.ErrNotFound) {
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%v", err)
+	case errors.Is(err, ledger.ErrTreeMismatch):
+		// The node's storage is damaged: say so instead of serving bytes it cannot vouch for.
+		return errorf(http.StatusInternalServerError, "damaged_storage", "%v", err)
 	}
 	return err
 }
