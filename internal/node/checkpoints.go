@@ -29,6 +29,7 @@ type quorum interface {
 
 // cosigned is one checkpoint body and the signatures collected for it.
 type cosigned struct {
+	raw    []byte // the first peer note that brought this body, kept for evidence
 	size   uint64
 	body   string                    // the checkpoint text
 	logSig *note.Signature           // this node's log signature, once it has computed the same root
@@ -75,6 +76,41 @@ type collector struct {
 	pub     *cosigned // newest checkpoint with a quorum
 	pubNote []byte
 	push    map[string]chan struct{} // per peer: wake the pusher
+
+	// halted is set once a member cosigned a checkpoint that disagrees with this node's tree:
+	// the node stops cosigning its log until an operator has looked at the evidence.
+	halted   bool
+	evidence []Evidence
+}
+
+// Evidence is a member's cosignature over a checkpoint that disagrees with this node's own
+// checkpoint at the same size: both signed notes, portable to anyone holding the policy.
+type Evidence struct {
+	Found   time.Time `json:"found"`
+	Size    uint64    `json:"size"`
+	Signers []string  `json:"signers"` // witnesses on the other note
+	Theirs  string    `json:"theirs"`
+	Ours    string    `json:"ours,omitempty"`
+}
+
+// recordEvidence keeps evidence, raises the alarm and stops cosigning. Caller holds mu.
+func (c *collector) recordEvidence(size uint64, theirs []byte, signers []string, ours *cosigned) {
+	e := Evidence{Found: time.Now().UTC(), Size: size, Signers: signers, Theirs: string(theirs)}
+	if ours != nil && ours.logSig != nil && ours.body != string(theirs[:min(len(theirs), len(ours.body))]) {
+		e.Ours = string(ours.note())
+	}
+	c.evidence = append(c.evidence, e)
+	c.halted = true
+	c.n.metrics.inconsistent.Inc()
+	c.n.log.Error("ALARM: a member cosigned a checkpoint that disagrees with this node's tree; cosigning stopped, evidence at /v1/evidence",
+		"size", size, "signers", signers)
+}
+
+// Evidences returns the evidence this node holds.
+func (c *collector) Evidences() []Evidence {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.evidence)
 }
 
 const collectorWindow = 512
@@ -88,6 +124,14 @@ func newCollector(n *Node) *collector {
 // offers the result to its peers.
 func (c *collector) onBoundary(ctx context.Context, size uint64, root []byte) {
 	n := c.n
+	c.mu.Lock()
+	halted := c.halted
+	c.mu.Unlock()
+	if halted {
+		n.metrics.cosignRefused.Inc()
+		n.log.Error("ALARM: not cosigning: evidence of an inconsistent member cosignature is pending review", "size", size)
+		return
+	}
 	body := checkpointBody(n.cfg.Origin, size, root)
 	signed, err := note.Sign(&note.Note{Text: body}, n.cfg.LogSigner)
 	if err != nil {
@@ -111,11 +155,10 @@ func (c *collector) onBoundary(ctx context.Context, size uint64, root []byte) {
 	c.mu.Lock()
 	cp := c.entry(size, body)
 	if cp.body != body {
+		c.recordEvidence(size, cp.raw, cp.names(), nil)
 		c.mu.Unlock()
-		n.log.Error("ALARM: a peer cosigned a different root at this size", "size", size)
 		c.dropInconsistent(size, body)
-		c.mu.Lock()
-		cp = c.entry(size, body)
+		return
 	}
 	cp.logSig = &logSig
 	cp.cosigs[n.cfg.Name] = cosig
@@ -142,7 +185,6 @@ func (c *collector) dropInconsistent(size uint64, body string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cp, ok := c.sizes[size]; ok && cp.body != body {
-		c.n.metrics.inconsistent.Inc()
 		delete(c.sizes, size)
 	}
 }
@@ -212,15 +254,26 @@ func (c *collector) addPeerNote(data []byte) error {
 	if err != nil {
 		return err
 	}
+	// Whatever its size, a member's checkpoint must agree with the tree this node computed.
+	if size <= n.ledger.TreeSize() {
+		if root, err := n.ledger.RootAt(context.Background(), size); err == nil && checkpointBody(n.cfg.Origin, size, root) != parsed.Text {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.recordEvidence(size, data, sigNames(sigs), c.sizes[size])
+			return fmt.Errorf("checkpoint at size %d disagrees with this node's tree", size)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pub != nil && size <= c.pub.size {
 		return nil
 	}
 	cp := c.entry(size, parsed.Text)
+	if cp.raw == nil {
+		cp.raw = data
+	}
 	if cp.body != parsed.Text {
-		n.metrics.inconsistent.Inc()
-		n.log.Error("ALARM: peer cosigned a checkpoint that disagrees with this node's tree", "size", size, "signers", sigNames(sigs))
+		c.recordEvidence(size, data, sigNames(sigs), cp)
 		return fmt.Errorf("checkpoint at size %d disagrees with this node's tree", size)
 	}
 	for _, s := range sigs {

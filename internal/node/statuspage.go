@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -90,7 +91,14 @@ func (n *Node) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // evidenceLines lists evidence of inconsistency this node holds; the page shows it first.
-func (n *Node) evidenceLines() []string { return nil }
+func (n *Node) evidenceLines() []string {
+	var out []string
+	for _, e := range n.collector.Evidences() {
+		out = append(out, fmt.Sprintf("%s: at size %d, %s cosigned a checkpoint that disagrees with this node's tree; this node stopped cosigning (details: /v1/evidence)",
+			e.Found.Format(time.RFC3339), e.Size, strings.Join(e.Signers, ", ")))
+	}
+	return out
+}
 
 // checkpointView splits a published note into its text and the names of its cosigners.
 func checkpointView(signed []byte, origin string) (string, []string) {

@@ -1,0 +1,94 @@
+package node
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/witnessnet/witnessnet/internal/witness"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// A member that cosigns a checkpoint disagreeing with this node's tree: the node keeps the
+// evidence, stops cosigning, and says so on /v1/evidence and the status page.
+func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	tn.leader()
+	s := newSigner(t)
+	if code, out := post(t, tn.members[0].url(), s.body([]byte(`{"n":1}`))); code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, out)
+	}
+	victim, liar := tn.members[0], tn.members[1]
+	tn.waitCheckpoint(victim, 1)
+	// The liar signs (log key and witness key) a checkpoint of size 1 over another root.
+	ls, _ := note.NewSigner(liar.logSkey)
+	ws, _ := fnote.NewSignerForCosignatureV1(liar.witSkey)
+	body := fmt.Sprintf("%s\n1\n%s\n", testOrigin, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
+	forged, err := note.Sign(&note.Note{Text: body}, ls, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(victim.url()+"/v1/cosignatures", "text/plain", bytes.NewReader(forged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("forged cosignature: %d", resp.StatusCode)
+	}
+	var ev struct {
+		Evidence []Evidence `json:"evidence"`
+	}
+	getJSON(t, victim.url()+"/v1/evidence", &ev)
+	if len(ev.Evidence) != 1 || ev.Evidence[0].Size != 1 || !strings.Contains(ev.Evidence[0].Theirs, liar.name) || ev.Evidence[0].Ours == "" {
+		t.Fatalf("evidence: %+v", ev)
+	}
+	// The victim no longer cosigns new checkpoints, even of its own correct tree.
+	if code, _ := post(t, tn.members[2].url(), s.body([]byte(`{"n":2}`))); code != http.StatusCreated {
+		t.Fatal("the network stopped taking entries")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for victim.node.ledger.LastBoundary() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if victim.node.ledger.LastBoundary() < 2 {
+		t.Fatal("no boundary at size 2")
+	}
+	// The boundary at size 2 reaches the victim's checkpoint hook, which refuses to cosign.
+	for counterValue(victim.node.metrics.cosignRefused) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if counterValue(victim.node.metrics.cosignRefused) < 1 {
+		t.Fatal("the victim did not refuse to cosign")
+	}
+	st, err := victim.node.witness.(*witness.Witness).Last(testOrigin)
+	if err != nil || st == nil || st.Size != 1 {
+		t.Fatalf("the victim's cosigned state moved on: %+v %v", st, err)
+	}
+	resp, err = http.Get(victim.url() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `id="evidence"`) || !strings.Contains(string(page), liar.name) {
+		t.Fatal("the status page does not show the evidence")
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
