@@ -77,33 +77,75 @@ type collector struct {
 	pubNote []byte
 	push    map[string]chan struct{} // per peer: wake the pusher
 
-	// halted is set once a member cosigned a checkpoint that disagrees with this node's tree:
-	// the node stops cosigning its log until an operator has looked at the evidence.
+	// halted is set once a member cosigned two inconsistent checkpoints (two roots at one
+	// size): the node stops cosigning its log until an operator has looked at the evidence.
 	halted   bool
 	evidence []Evidence
+	// signedBy remembers, per member, the checkpoint bodies it cosigned by size (a window).
+	signedBy map[string]map[uint64]signedNote
 }
 
-// Evidence is a member's cosignature over a checkpoint that disagrees with this node's own
-// checkpoint at the same size: both signed notes, portable to anyone holding the policy.
+type signedNote struct {
+	body string
+	raw  []byte
+}
+
+// Evidence records checkpoints that cannot both be true. Kind "disagrees": members cosigned a
+// checkpoint whose root differs from the one this node computed at that size (Theirs and Ours).
+// Kind "equivocation": one member cosigned two different roots at one size (Theirs and Ours are
+// both that member's notes); the node then stops cosigning.
 type Evidence struct {
+	Kind    string    `json:"kind"`
 	Found   time.Time `json:"found"`
 	Size    uint64    `json:"size"`
-	Signers []string  `json:"signers"` // witnesses on the other note
+	Signers []string  `json:"signers"` // witnesses on the note(s) in question
 	Theirs  string    `json:"theirs"`
 	Ours    string    `json:"ours,omitempty"`
 }
 
-// recordEvidence keeps evidence, raises the alarm and stops cosigning. Caller holds mu.
+// recordEvidence keeps evidence of a disagreement with this node's tree and raises the alarm.
+// The disagreeing cosignatures never count toward a quorum here. Caller holds mu.
 func (c *collector) recordEvidence(size uint64, theirs []byte, signers []string, ours *cosigned) {
-	e := Evidence{Found: time.Now().UTC(), Size: size, Signers: signers, Theirs: string(theirs)}
-	if ours != nil && ours.logSig != nil && ours.body != string(theirs[:min(len(theirs), len(ours.body))]) {
+	e := Evidence{Kind: "disagrees", Found: time.Now().UTC(), Size: size, Signers: signers, Theirs: string(theirs)}
+	if ours != nil && ours.logSig != nil && !strings.HasPrefix(string(theirs), ours.body) {
 		e.Ours = string(ours.note())
 	}
 	c.evidence = append(c.evidence, e)
-	c.halted = true
 	c.n.metrics.inconsistent.Inc()
-	c.n.log.Error("ALARM: a member cosigned a checkpoint that disagrees with this node's tree; cosigning stopped, evidence at /v1/evidence",
+	c.n.log.Error("ALARM: members cosigned a checkpoint that disagrees with this node's tree; evidence at /v1/evidence",
 		"size", size, "signers", signers)
+}
+
+// noteSigned remembers what each member cosigned and catches a member that cosigned two roots
+// at one size: evidence naming it, and this node stops cosigning. Caller holds mu.
+func (c *collector) noteSigned(size uint64, body string, raw []byte, signers []string) {
+	if c.signedBy == nil {
+		c.signedBy = map[string]map[uint64]signedNote{}
+	}
+	for _, m := range signers {
+		seen := c.signedBy[m]
+		if seen == nil {
+			seen = map[uint64]signedNote{}
+			c.signedBy[m] = seen
+		}
+		prev, ok := seen[size]
+		if !ok {
+			if len(seen) >= collectorWindow {
+				clear(seen)
+			}
+			seen[size] = signedNote{body: body, raw: raw}
+			continue
+		}
+		if prev.body == body {
+			continue
+		}
+		c.evidence = append(c.evidence, Evidence{Kind: "equivocation", Found: time.Now().UTC(), Size: size, Signers: []string{m},
+			Theirs: string(raw), Ours: string(prev.raw)})
+		c.halted = true
+		c.n.metrics.inconsistent.Inc()
+		c.n.log.Error("ALARM: a member cosigned two different checkpoints of one size; cosigning stopped, evidence at /v1/evidence",
+			"size", size, "member", m)
+	}
 }
 
 // Evidences returns the evidence this node holds.
@@ -254,6 +296,9 @@ func (c *collector) addPeerNote(data []byte) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.noteSigned(size, parsed.Text, data, sigNames(sigs))
+	c.mu.Unlock()
 	// Whatever its size, a member's checkpoint must agree with the tree this node computed.
 	if size <= n.ledger.TreeSize() {
 		if root, err := n.ledger.RootAt(context.Background(), size); err == nil && checkpointBody(n.cfg.Origin, size, root) != parsed.Text {

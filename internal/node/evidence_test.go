@@ -18,8 +18,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// A member that cosigns a checkpoint disagreeing with this node's tree: the node keeps the
-// evidence, stops cosigning, and says so on /v1/evidence and the status page.
+// A member that cosigns two different checkpoints of one size: the node keeps the evidence (the
+// member's two notes), stops cosigning, and says so on /v1/evidence and the status page.
 func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
 	tn.leader()
@@ -49,7 +49,17 @@ func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
 		Evidence []Evidence `json:"evidence"`
 	}
 	getJSON(t, victim.url()+"/v1/evidence", &ev)
-	if len(ev.Evidence) != 1 || ev.Evidence[0].Size != 1 || !strings.Contains(ev.Evidence[0].Theirs, liar.name) || ev.Evidence[0].Ours == "" {
+	// Two records: the forged note disagrees with the victim's tree, and the liar had already
+	// cosigned the true checkpoint of that size: it signed both.
+	kinds := map[string]Evidence{}
+	for _, e := range ev.Evidence {
+		kinds[e.Kind] = e
+	}
+	eq, ok := kinds["equivocation"]
+	if !ok || eq.Size != 1 || len(eq.Signers) != 1 || eq.Signers[0] != liar.name || eq.Ours == "" || eq.Theirs == "" {
+		t.Fatalf("evidence: %+v", ev)
+	}
+	if d, ok := kinds["disagrees"]; !ok || !strings.Contains(d.Theirs, liar.name) {
 		t.Fatalf("evidence: %+v", ev)
 	}
 	// The victim no longer cosigns new checkpoints, even of its own correct tree.

@@ -94,8 +94,11 @@ func (n *Node) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 func (n *Node) evidenceLines() []string {
 	var out []string
 	for _, e := range n.collector.Evidences() {
-		out = append(out, fmt.Sprintf("%s: at size %d, %s cosigned a checkpoint that disagrees with this node's tree; this node stopped cosigning (details: /v1/evidence)",
-			e.Found.Format(time.RFC3339), e.Size, strings.Join(e.Signers, ", ")))
+		what := "cosigned a checkpoint that disagrees with this node's tree"
+		if e.Kind == "equivocation" {
+			what = "cosigned two different checkpoints of one size; this node stopped cosigning"
+		}
+		out = append(out, fmt.Sprintf("%s: at size %d, %s %s (details: /v1/evidence)", e.Found.Format(time.RFC3339), e.Size, strings.Join(e.Signers, ", "), what))
 	}
 	return out
 }
