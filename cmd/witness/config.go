@@ -82,6 +82,27 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 		}
 		cfg.Genesis = genesis
 	}
+	for _, wl := range fc.WitnessedLogs {
+		if wl.Origin == "" || len(wl.Keys) == 0 {
+			return cfg, fmt.Errorf("witnessed_logs: every log needs an origin and at least one key")
+		}
+		if wl.Origin == fc.Origin {
+			return cfg, fmt.Errorf("witnessed_logs: %q is this network's own origin; the node cosigns its own log only for the root it computes", wl.Origin)
+		}
+		if cfg.WitnessedLogs == nil {
+			cfg.WitnessedLogs = map[string][]note.Verifier{}
+		}
+		if _, dup := cfg.WitnessedLogs[wl.Origin]; dup {
+			return cfg, fmt.Errorf("witnessed_logs: %q is listed twice", wl.Origin)
+		}
+		for _, k := range wl.Keys {
+			v, err := note.NewVerifier(k)
+			if err != nil {
+				return cfg, fmt.Errorf("witnessed_logs: %q: key %q: %w", wl.Origin, k, err)
+			}
+			cfg.WitnessedLogs[wl.Origin] = append(cfg.WitnessedLogs[wl.Origin], v)
+		}
+	}
 	cfg.Consensus.SnapshotThreshold = fc.SnapshotThreshold
 	cfg.Consensus.TrailingLogs = fc.TrailingLogs
 	cfg.Consensus.SnapshotInterval = fc.SnapshotInterval

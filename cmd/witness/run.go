@@ -41,6 +41,15 @@ type fileConfig struct {
 	WALSegmentBytes    int           `mapstructure:"wal_segment_bytes" yaml:"wal_segment_bytes,omitempty"`
 	Peers              []peerConfig  `mapstructure:"peers" yaml:"peers,omitempty"`
 	P2P                p2pConfig     `mapstructure:"p2p" yaml:"p2p,omitempty"`
+	// Other logs this node witnesses through POST /add-checkpoint (C2SP tlog-witness).
+	WitnessedLogs []witnessedLog `mapstructure:"witnessed_logs" yaml:"witnessed_logs,omitempty"`
+}
+
+// witnessedLog is a log this node witnesses: its origin and the note verifier keys of its
+// checkpoint signers.
+type witnessedLog struct {
+	Origin string   `mapstructure:"origin" yaml:"origin"`
+	Keys   []string `mapstructure:"keys" yaml:"keys"`
 }
 
 type peerConfig struct {

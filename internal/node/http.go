@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	h("POST /v1/cosignatures", "cosignatures", n.handleCosignatures)
 	h("POST /v1/internal/propose", "forward", n.handleForward)
 	h("GET /checkpoint", "checkpoint", n.handleCheckpoint)
+	h("POST /add-checkpoint", "add_checkpoint", n.addCheckpointHandler().ServeHTTP)
 	h("GET /tile/", "tile", n.handleTile)
 	h("GET /{$}", "status_page", n.handleStatusPage)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })

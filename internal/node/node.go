@@ -49,6 +49,10 @@ type Config struct {
 	// new versions (POST /v1/membership).
 	Genesis            []byte
 	CheckpointInterval time.Duration
+	// WitnessedLogs are the other logs this node witnesses through POST /add-checkpoint (C2SP
+	// tlog-witness): origin to the log's signature verifiers. The network's own origin is never
+	// among them: the node cosigns its own log only for the root it computed itself.
+	WitnessedLogs map[string][]note.Verifier
 
 	MaxRequestBytes int64         // POST /v1/entries body limit
 	QueueDepth      int           // proposals waiting; beyond it submissions get 429
