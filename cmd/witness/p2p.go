@@ -77,10 +77,18 @@ func (fc *fileConfig) startP2P(ctx context.Context, cfg *node.Config, log *slog.
 		h.Close()
 		return nil, err
 	}
+	g, err := p2p.NewGossip(ctx, h)
+	if err != nil {
+		trans.Close()
+		h.Close()
+		return nil, err
+	}
+	cfg.Gossip = p2p.Bytes{G: g}
+	go h.KeepConnected(ctx, 5*time.Second)
 	cfg.RaftTransport, cfg.RaftAddr = trans, h.ID().String()
 	for i := range cfg.Peers {
 		cfg.Peers[i].RaftAddr = ids[cfg.Peers[i].Name]
 	}
-	log.Info("raft over libp2p", "peer_id", h.ID(), "listen", h.Addrs())
+	log.Info("raft and gossip over libp2p", "peer_id", h.ID(), "listen", h.Addrs())
 	return func() { trans.Close(); h.Close() }, nil
 }

@@ -110,7 +110,9 @@ func (c *collector) recordEvidence(size uint64, theirs []byte, signers []string,
 	if ours != nil && ours.logSig != nil && !strings.HasPrefix(string(theirs), ours.body) {
 		e.Ours = string(ours.note())
 	}
-	c.evidence = append(c.evidence, e)
+	if !c.addEvidence(e) {
+		return
+	}
 	c.n.metrics.inconsistent.Inc()
 	c.n.log.Error("ALARM: members cosigned a checkpoint that disagrees with this node's tree; evidence at /v1/evidence",
 		"size", size, "signers", signers)
@@ -139,13 +141,29 @@ func (c *collector) noteSigned(size uint64, body string, raw []byte, signers []s
 		if prev.body == body {
 			continue
 		}
-		c.evidence = append(c.evidence, Evidence{Kind: "equivocation", Found: time.Now().UTC(), Size: size, Signers: []string{m},
-			Theirs: string(raw), Ours: string(prev.raw)})
+		if !c.addEvidence(Evidence{Kind: "equivocation", Found: time.Now().UTC(), Size: size, Signers: []string{m},
+			Theirs: string(raw), Ours: string(prev.raw)}) {
+			continue
+		}
 		c.halted = true
 		c.n.metrics.inconsistent.Inc()
 		c.n.log.Error("ALARM: a member cosigned two different checkpoints of one size; cosigning stopped, evidence at /v1/evidence",
 			"size", size, "member", m)
 	}
+}
+
+// addEvidence keeps e unless the same record (kind, size, the same notes in either order) is
+// already kept, and gossips it when it is new. Caller holds mu.
+func (c *collector) addEvidence(e Evidence) bool {
+	for _, o := range c.evidence {
+		if o.Kind == e.Kind && o.Size == e.Size &&
+			((o.Theirs == e.Theirs && o.Ours == e.Ours) || (o.Theirs == e.Ours && o.Ours == e.Theirs)) {
+			return false
+		}
+	}
+	c.evidence = append(c.evidence, e)
+	c.n.gossipEvidence(e)
+	return true
 }
 
 // Evidences returns the evidence this node holds.
@@ -255,6 +273,7 @@ func (c *collector) evaluate(cp *cosigned) {
 	}
 	c.pub = cp
 	c.pubNote = cp.note()
+	c.n.gossip(checkpointTopic(c.n.cfg.Origin), c.pubNote)
 	c.n.metrics.published.Set(float64(cp.size))
 	c.n.metrics.publishedCosigs.Set(float64(len(cp.cosigs)))
 }

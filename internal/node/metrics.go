@@ -20,6 +20,7 @@ type metrics struct {
 	cosignRefused   prometheus.Counter
 	inconsistent    prometheus.Counter
 	foreignRefused  *prometheus.CounterVec
+	gossipReceived  *prometheus.CounterVec
 	published       prometheus.Gauge
 	publishedCosigs prometheus.Gauge
 	requests        *prometheus.CounterVec
@@ -36,12 +37,13 @@ func newMetrics(n *Node) *metrics {
 	m.cosignRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "witnessnet_cosign_refused_total", Help: "Own checkpoints the node refused to cosign (inconsistent with what it cosigned before)."})
 	m.inconsistent = prometheus.NewCounter(prometheus.CounterOpts{Name: "witnessnet_inconsistent_cosignatures_total", Help: "Peer cosignatures over a root that disagrees with this node's tree."})
 	m.foreignRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "witnessnet_add_checkpoint_refused_total", Help: "POST /add-checkpoint requests refused, by HTTP status; 422 includes forks of a witnessed log."}, []string{"code"})
+	m.gossipReceived = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "witnessnet_gossip_received_total", Help: "Gossiped messages from other members that passed validation, by kind."}, []string{"kind"})
 	m.published = prometheus.NewGauge(prometheus.GaugeOpts{Name: "witnessnet_checkpoint_size", Help: "Tree size of the newest checkpoint with a quorum of cosignatures."})
 	m.publishedCosigs = prometheus.NewGauge(prometheus.GaugeOpts{Name: "witnessnet_checkpoint_cosignatures", Help: "Cosignatures on the newest published checkpoint."})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "witnessnet_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "witnessnet_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
-	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.overload, m.cosigned, m.cosignRefused, m.inconsistent, m.foreignRefused, m.published, m.publishedCosigs, m.requests, m.latency} {
+	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.overload, m.cosigned, m.cosignRefused, m.inconsistent, m.foreignRefused, m.gossipReceived, m.published, m.publishedCosigs, m.requests, m.latency} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "witnessnet_tree_size", Help: "Size of the tree this node computed."}, func() float64 { return float64(n.ledger.TreeSize()) }))

@@ -53,6 +53,8 @@ type Config struct {
 	// tlog-witness): origin to the log's signature verifiers. The network's own origin is never
 	// among them: the node cosigns its own log only for the root it computed itself.
 	WitnessedLogs map[string][]note.Verifier
+	// Gossip, if set, carries cosigned checkpoints and evidence among members (libp2p gossipsub).
+	Gossip Gossip
 
 	MaxRequestBytes int64         // POST /v1/entries body limit
 	QueueDepth      int           // proposals waiting; beyond it submissions get 429
@@ -146,6 +148,8 @@ type Node struct {
 	srv      *http.Server
 	listener net.Listener
 	stop     chan struct{}
+	// gossipOut queues messages for Config.Gossip; nil without gossip.
+	gossipOut chan gossipMsg
 	wg       sync.WaitGroup
 	closers  []func(context.Context) error
 }

@@ -122,6 +122,14 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.boundaryLoop()
+	if cfg.Gossip != nil {
+		gctx, cancel := context.WithCancel(context.Background())
+		n.closers = append(n.closers, func(context.Context) error { cancel(); return nil })
+		n.gossipOut = make(chan gossipMsg, 64)
+		if err := n.startGossip(gctx); err != nil {
+			return nil, fmt.Errorf("gossip: %w", err)
+		}
+	}
 	n.serve()
 	return n, nil
 }

@@ -118,3 +118,27 @@ func (g *Gossip) Subscribe(ctx context.Context, topic string, fn func(from peer.
 	}()
 	return nil
 }
+
+// Bytes is Gossip seen as plain byte messages, the form internal/node takes (node.Gossip). The
+// publisher's identity has already been checked against the member list when a callback runs.
+type Bytes struct{ G *Gossip }
+
+// Publish gossips data on topic.
+func (b Bytes) Publish(ctx context.Context, topic string, data []byte) error {
+	return b.G.Publish(ctx, topic, data)
+}
+
+// Subscribe calls fn for every validated message from another member.
+func (b Bytes) Subscribe(ctx context.Context, topic string, fn func(data []byte)) error {
+	return b.G.Subscribe(ctx, topic, func(_ peer.ID, data []byte) { fn(data) })
+}
+
+// Validate registers a validator: true accepts, false rejects and penalizes the sender.
+func (b Bytes) Validate(topic string, fn func(data []byte) bool) error {
+	return b.G.Validate(topic, func(_ peer.ID, data []byte) Verdict {
+		if fn(data) {
+			return Accept
+		}
+		return Reject
+	})
+}

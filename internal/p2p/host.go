@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -185,4 +186,25 @@ func LoadIdentity(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: want an Ed25519 key", path)
 	}
 	return priv, nil
+}
+
+// KeepConnected dials every member it is not connected to, now and every interval, until ctx
+// ends. Raft connects the leader to each follower; gossip also wants followers connected to each
+// other, so that a checkpoint or evidence reaches everyone while any path exists.
+func (h *Host) KeepConnected(ctx context.Context, interval time.Duration) {
+	for {
+		for _, p := range h.Peerstore().PeersWithAddrs() {
+			if p == h.ID() || !h.gater.allowed(p) || h.Network().Connectedness(p) == network.Connected {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, interval)
+			_ = h.Connect(dctx, peer.AddrInfo{ID: p})
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }
