@@ -57,6 +57,9 @@ func runAudit(e *env, args []string) error {
 			if *full {
 				text += fmt.Sprintf("re-verified %d entries and recomputed the root\n", rep.Entries)
 			}
+			for _, l := range rep.Behind {
+				text += fmt.Sprintf("WARNING: %s serves checkpoint size %d, behind the newest %d (stale, partitioned or withholding entries)\n", l.Server, l.Size, l.Newest)
+			}
 			e.result(rep, text)
 		}
 		if *every == 0 {

@@ -37,6 +37,18 @@ type AuditReport struct {
 	Servers       []string `json:"servers"`
 	Entries       uint64   `json:"entries_verified,omitempty"`
 	EvidenceFiles []string `json:"evidence_files,omitempty"`
+	// Behind lists the servers whose checkpoint is older than the newest one seen (the
+	// auditor's stored state included): stale, partitioned or withholding newer entries. Their
+	// checkpoints were checked for consistency like every other; being behind is not a fork,
+	// but a consumer relying on them would miss the entries since.
+	Behind []Lag `json:"behind,omitempty"`
+}
+
+// Lag is a server that serves an older checkpoint than the newest seen.
+type Lag struct {
+	Server string `json:"server"`
+	Size   uint64 `json:"size"`
+	Newest uint64 `json:"newest"`
 }
 
 // seen is a checkpoint and where it came from.
@@ -100,6 +112,11 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 		}
 	}
 	rep.Size, rep.Cosigners = newest.cp.Size, newest.rep.Cosigners
+	for _, s := range all {
+		if s.api != nil && s.cp.Size < newest.cp.Size {
+			rep.Behind = append(rep.Behind, Lag{Server: s.source, Size: s.cp.Size, Newest: newest.cp.Size})
+		}
+	}
 	if cfg.Full && newest.api != nil {
 		n, err := verifyAllEntries(newest.api, newest.cp, cfg.Progress)
 		rep.Entries = n
