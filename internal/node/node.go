@@ -150,8 +150,8 @@ type Node struct {
 	stop     chan struct{}
 	// gossipOut queues messages for Config.Gossip; nil without gossip.
 	gossipOut chan gossipMsg
-	wg       sync.WaitGroup
-	closers  []func(context.Context) error
+	wg        sync.WaitGroup
+	closers   []func(context.Context) error
 }
 
 // Addr is the address the HTTP API listens on.
