@@ -33,8 +33,10 @@ type replicator interface {
 
 // RaftStats is what the status page and metrics show of raft.
 type RaftStats struct {
-	State string
-	Term  uint64
+	State        string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
 }
 
 var errNotLeader = errors.New("not the leader")

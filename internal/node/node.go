@@ -63,7 +63,11 @@ type Config struct {
 	ProposeWorkers  int           // batches in flight
 	ProposeTimeout  time.Duration // bound on one replication round
 	PendingTTL      time.Duration // how long a threshold link waits for its signatures
-	Logger          *slog.Logger
+	// CatchUpReport is how often a node that is behind logs its catch-up progress, and
+	// CatchUpThreshold how many commands or entries behind counts as catching up.
+	CatchUpReport    time.Duration
+	CatchUpThreshold uint64
+	Logger           *slog.Logger
 
 	// Consensus tunes raft; ID, Dir, Transport, Peers and Logger are filled in by New.
 	Consensus consensus.Config
@@ -91,6 +95,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProposeWorkers <= 0 {
 		c.ProposeWorkers = 4
+	}
+	if c.CatchUpReport <= 0 {
+		c.CatchUpReport = 2 * time.Second
+	}
+	if c.CatchUpThreshold == 0 {
+		c.CatchUpThreshold = 1000
 	}
 	if c.PendingTTL <= 0 {
 		c.PendingTTL = 24 * time.Hour

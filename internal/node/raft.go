@@ -69,5 +69,5 @@ func (r raftReplicator) IsLeader() bool { return r.n.IsLeader() }
 
 func (r raftReplicator) Stats() RaftStats {
 	s := r.n.Stats()
-	return RaftStats{State: s.State, Term: s.Term}
+	return RaftStats{State: s.State, Term: s.Term, CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex}
 }

@@ -122,6 +122,8 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.boundaryLoop()
+	n.wg.Add(1)
+	go n.catchUpLoop(cfg.CatchUpReport, cfg.CatchUpThreshold)
 	if cfg.Gossip != nil {
 		gctx, cancel := context.WithCancel(context.Background())
 		n.closers = append(n.closers, func(context.Context) error { cancel(); return nil })
