@@ -84,6 +84,30 @@ func (fc *fileConfig) startP2P(ctx context.Context, cfg *node.Config, log *slog.
 		return nil, err
 	}
 	cfg.Gossip = p2p.Bytes{G: g}
+	// The replicated membership decides who may connect: once it lists peer IDs, the allowlist
+	// is exactly those (addresses from the configuration where known; a new member dials in).
+	cfg.OnMembership = func(version uint64, peers map[string]string) {
+		if len(peers) == 0 {
+			return
+		}
+		var allowed []p2p.Member
+		for name, id := range peers {
+			pid, err := peer.Decode(id)
+			if err != nil {
+				log.Error("membership lists a bad peer ID", "version", version, "member", name, "err", err)
+				continue
+			}
+			m := p2p.Member{Name: name, ID: pid}
+			for _, c := range members {
+				if c.ID == pid {
+					m.Addrs = c.Addrs
+				}
+			}
+			allowed = append(allowed, m)
+		}
+		h.SetMembers(allowed)
+		log.Info("p2p allowlist follows the membership", "version", version, "members", len(allowed))
+	}
 	go h.KeepConnected(ctx, 5*time.Second)
 	cfg.RaftTransport, cfg.RaftAddr = trans, h.ID().String()
 	for i := range cfg.Peers {

@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -133,3 +135,24 @@ func (n *Node) handleProposeMembership(w http.ResponseWriter, r *http.Request) {
 // mergeSignatures merges co-signers' envelopes in the ledger: pure and canonical, so every
 // replica appends the same bytes.
 var mergeSignatures ledger.Merger = intoto.MergeSignatures
+
+// membershipWatch calls Config.OnMembership with every membership version the node applies.
+func (n *Node) membershipWatch(every time.Duration) {
+	defer n.wg.Done()
+	var seen uint64
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if v := n.ledger.MembershipVersion(); v != seen {
+			if m, _, err := n.ledger.Membership(); err == nil && m != nil {
+				n.cfg.OnMembership(m.Version, maps.Clone(m.Peers))
+				seen = m.Version
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +43,12 @@ func membershipVersion(t *testing.T, m *testMember) uint64 {
 }
 
 func TestMembershipGovernsQuorum(t *testing.T) {
-	tn := startTestNet(&testNet{t: t, quorum: 3, genesisK: 3}, 3)
+	var mu sync.Mutex
+	seen := map[string]uint64{} // member -> last version announced to OnMembership
+	tn := startTestNet(&testNet{t: t, quorum: 3, genesisK: 3, tune: func(c *Config) {
+		name := c.Name
+		c.OnMembership = func(v uint64, _ map[string]string) { mu.Lock(); seen[name] = v; mu.Unlock() }
+	}}, 3)
 	tn.leader()
 	s := newSigner(t)
 	if code, out := post(t, tn.members[0].url(), s.body([]byte(`{"n":1}`))); code != http.StatusCreated {
@@ -82,6 +88,18 @@ func TestMembershipGovernsQuorum(t *testing.T) {
 				t.Fatalf("%s never applied version 2", m.name)
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Every node announced version 2 to its p2p layer (the libp2p allowlist follows it).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		done := seen["node1"] == 2 && seen["node2"] == 2 && seen["node3"] == 2
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnMembership saw %v", seen)
 		}
 	}
 	// With one member down, two cosignatures now make a quorum checkpoint.

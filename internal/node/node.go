@@ -53,6 +53,10 @@ type Config struct {
 	// tlog-witness): origin to the log's signature verifiers. The network's own origin is never
 	// among them: the node cosigns its own log only for the root it computed itself.
 	WitnessedLogs map[string][]note.Verifier
+	// OnMembership, if set, is called when the node starts and whenever the replicated membership
+	// changes, with its version and the members' libp2p peer IDs (name to ID; empty when the
+	// document lists none): cmd/witness keeps the libp2p allowlist equal to it.
+	OnMembership func(version uint64, peers map[string]string)
 	// Gossip, if set, carries cosigned checkpoints and evidence among members (libp2p gossipsub).
 	Gossip Gossip
 

@@ -122,6 +122,10 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.boundaryLoop()
+	if cfg.OnMembership != nil {
+		n.wg.Add(1)
+		go n.membershipWatch(250 * time.Millisecond)
+	}
 	n.wg.Add(1)
 	go n.catchUpLoop(cfg.CatchUpReport, cfg.CatchUpThreshold)
 	if cfg.Gossip != nil {
