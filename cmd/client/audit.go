@@ -54,6 +54,9 @@ func runAudit(e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "audit: %v (retrying in %s)\n", err, *every)
 		} else {
 			text := fmt.Sprintf("OK: %d server(s) consistent; checkpoint size %d (was %d) cosigned by %s\n", len(*servers), rep.Size, rep.Previous, strings.Join(rep.Cosigners, ", "))
+			if rep.Gossiped > 0 {
+				text += fmt.Sprintf("compared with %d checkpoint(s) members gossiped among themselves\n", rep.Gossiped)
+			}
 			if *full {
 				text += fmt.Sprintf("re-verified %d entries and recomputed the root\n", rep.Entries)
 			}

@@ -42,6 +42,9 @@ type AuditReport struct {
 	// checkpoints were checked for consistency like every other; being behind is not a fork,
 	// but a consumer relying on them would miss the entries since.
 	Behind []Lag `json:"behind,omitempty"`
+	// Gossiped counts the checkpoints heard by gossip (through the servers) that were compared
+	// with the rest.
+	Gossiped int `json:"gossiped_checkpoints,omitempty"`
 }
 
 // Lag is a server that serves an older checkpoint than the newest seen.
@@ -58,6 +61,7 @@ type seen struct {
 	note   []byte
 	cp     *verify.Checkpoint
 	rep    *verify.CheckpointReport
+	gossip bool // heard by gossip, relayed by api's node: compared, never adopted as state
 }
 
 const stateFile = "checkpoint.note"
@@ -94,6 +98,9 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 		}
 		all = append(all, seen{source: s, api: a, note: note, cp: cp, rep: r})
 	}
+	heard := gossiped(cfg.Policy, all)
+	rep.Gossiped = len(heard)
+	all = append(all, heard...)
 	evidence := compareAll(cfg.Policy, all)
 	for _, e := range evidence {
 		path, err := writeEvidence(cfg.StateDir, e)
@@ -107,13 +114,13 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 	}
 	newest := all[0]
 	for _, s := range all[1:] {
-		if s.cp.Size > newest.cp.Size {
+		if !s.gossip && s.cp.Size > newest.cp.Size {
 			newest = s
 		}
 	}
 	rep.Size, rep.Cosigners = newest.cp.Size, newest.rep.Cosigners
 	for _, s := range all {
-		if s.api != nil && s.cp.Size < newest.cp.Size {
+		if s.api != nil && !s.gossip && s.cp.Size < newest.cp.Size {
 			rep.Behind = append(rep.Behind, Lag{Server: s.source, Size: s.cp.Size, Newest: newest.cp.Size})
 		}
 	}
@@ -125,6 +132,41 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 		}
 	}
 	return rep, writeAtomic(filepath.Join(cfg.StateDir, stateFile), newest.note)
+}
+
+// gossiped returns the checkpoints that the servers heard from other members by gossip
+// (GET /v1/gossip) and that satisfy the policy, each relayed by the node that heard it: what the
+// members published among themselves is compared with what each node serves. A node without
+// gossip, or an older one without the endpoint, contributes nothing.
+func gossiped(p *verify.Policy, direct []seen) []seen {
+	var out []seen
+	known := map[string]bool{}
+	for _, s := range direct {
+		known[string(s.note)] = true
+	}
+	for _, s := range direct {
+		if s.api == nil {
+			continue
+		}
+		var resp struct {
+			Checkpoints []string `json:"checkpoints"`
+		}
+		if s.api.GetJSON("/v1/gossip", &resp) != nil {
+			continue
+		}
+		for _, n := range resp.Checkpoints {
+			if known[n] {
+				continue
+			}
+			known[n] = true
+			cp, r, err := p.VerifyCheckpoint([]byte(n))
+			if err != nil {
+				continue
+			}
+			out = append(out, seen{source: s.source + " (gossip)", api: s.api, note: []byte(n), cp: cp, rep: r, gossip: true})
+		}
+	}
+	return out
 }
 
 // compareAll checks every pair of checkpoints and returns evidence for each inconsistent pair.

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -61,6 +64,7 @@ func (n *Node) startGossip(ctx context.Context) error {
 	}
 	if err := g.Subscribe(ctx, cpTopic, func(data []byte) {
 		n.metrics.gossipReceived.WithLabelValues("checkpoint").Inc()
+		n.heard.add(data)
 		if err := n.collector.addPeerNote(data); err != nil {
 			n.log.Debug("gossiped checkpoint", "err", err)
 		}
@@ -143,4 +147,44 @@ func (n *Node) gossipEvidence(e Evidence) {
 	if b, err := json.Marshal(e); err == nil {
 		n.gossip(topicEvidence, b)
 	}
+}
+
+// heardCheckpoints keeps the last distinct checkpoints other members gossiped, for auditors
+// (GET /v1/gossip): they compare them with what each node serves, so one node's view is checked
+// against every member's.
+type heardCheckpoints struct {
+	mu    sync.Mutex
+	notes [][]byte
+}
+
+const heardWindow = 32
+
+func (h *heardCheckpoints) add(data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, o := range h.notes {
+		if bytes.Equal(o, data) {
+			return
+		}
+	}
+	if len(h.notes) == heardWindow {
+		h.notes = h.notes[1:]
+	}
+	h.notes = append(h.notes, bytes.Clone(data))
+}
+
+func (h *heardCheckpoints) list() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, len(h.notes))
+	for i, n := range h.notes {
+		out[i] = string(n)
+	}
+	return out
+}
+
+// handleGossip is GET /v1/gossip: the checkpoints heard from other members by gossip, oldest
+// first (empty without gossip).
+func (n *Node) handleGossip(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"checkpoints": n.heard.list()})
 }

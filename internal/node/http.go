@@ -28,6 +28,7 @@ func (n *Node) routes() http.Handler {
 	h("GET /v1/evidence", "evidence", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"evidence": n.collector.Evidences()})
 	})
+	h("GET /v1/gossip", "gossip", n.handleGossip)
 	h("GET /v1/membership", "membership", n.handleMembership)
 	h("POST /v1/membership", "membership_propose", n.handleProposeMembership)
 	h("GET /v1/pending", "pending", n.handlePending)

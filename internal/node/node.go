@@ -164,6 +164,7 @@ type Node struct {
 	stop     chan struct{}
 	// gossipOut queues messages for Config.Gossip; nil without gossip.
 	gossipOut chan gossipMsg
+	heard     heardCheckpoints
 	wg        sync.WaitGroup
 	closers   []func(context.Context) error
 }

@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,6 +108,25 @@ func TestForkedCheckpoints(t *testing.T) {
 	}
 	if colluders < 2 {
 		t.Fatalf("the evidence names %v; two quorums of 3 of 4 share at least 2 members", ev.SignedBoth)
+	}
+	// Every node serves the honest checkpoint; the fork travelled only by gossip among members
+	// and is relayed by one node's GET /v1/gossip. The audit compares it all the same.
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/gossip":
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string][]string{"checkpoints": {string(forked)}})
+		default:
+			http.Redirect(w, r, nw.URLs()[1]+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		}
+	}))
+	defer relay.Close()
+	rep, err = client.Audit(client.AuditConfig{Servers: []string{nw.URLs()[0], relay.URL}, Policy: policy, StateDir: t.TempDir()})
+	if !errors.Is(err, client.ErrCheck) || rep == nil || len(rep.EvidenceFiles) == 0 || rep.Gossiped != 1 {
+		t.Fatalf("audit of a fork heard only by gossip: %+v %v", rep, err)
+	}
+	if _, err := client.CheckEvidenceFile(policy, rep.EvidenceFiles[0]); err != nil {
+		t.Fatalf("the evidence does not verify: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(state, "checkpoint.note")); err == nil {
 		b, _ := os.ReadFile(filepath.Join(state, "checkpoint.note"))
