@@ -2,9 +2,11 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -88,4 +90,24 @@ func TestNodeRefusesToCosignAgainstItsStoredState(t *testing.T) {
 			t.Fatalf("%s published size %d without node3's cosignature:\n%s", m.name, size, body)
 		}
 	}
+}
+
+// A start that fails part-way (here: the HTTP address is taken) returns the error, and releases
+// what it had opened: the same data directory starts cleanly right after.
+func TestFailedStartReleasesItsState(t *testing.T) {
+	tn := newTestNet(t, 1, nil)
+	m := tn.members[0]
+	cfg := tn.config(m)
+	tn.stop(m)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPListener, cfg.HTTPAddr = nil, busy.Addr().String()
+	if n, err := New(context.Background(), cfg); err == nil || n != nil {
+		t.Fatalf("New on a busy HTTP address: %v, %v", n, err)
+	}
+	busy.Close()
+	tn.start(m)
+	tn.leader()
 }

@@ -22,7 +22,7 @@ import (
 // New starts a node: the ledger, its witness, its raft member, and the HTTP API. It returns once
 // the HTTP API serves. Start order: witness, ledger (its sequencer cosigns through the witness), raft transport, raft, HTTP; Shutdown undoes it
 // in reverse.
-func New(ctx context.Context, cfg Config) (n *Node, err error) {
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -30,9 +30,11 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), quorum: cfg.Quorum, stop: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), quorum: cfg.Quorum, stop: make(chan struct{}),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		peers:  map[string]Peer{}, forwardKeys: map[string]ed25519.PublicKey{}}
+	// A failed start undoes what it started. (The result is unnamed: returning nil must not
+	// clear the node the cleanup and the closers refer to.)
 	defer func() {
 		if err != nil {
 			n.closeAll(context.Background())
