@@ -57,10 +57,12 @@ var commands = map[string]command{
 type env struct {
 	stdout, stderr io.Writer
 	json           bool
+	printed        bool // a result was written: a failure adds no second JSON value
 }
 
 // result prints v as JSON with --json, else the human text.
 func (e *env) result(v any, text string) {
+	e.printed = true
 	if e.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -96,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "client %s: %v\n", args[0], err)
 		return 2
 	default:
-		if e.json {
+		if e.json && !e.printed {
 			_ = json.NewEncoder(stdout).Encode(map[string]any{"ok": false, "error": err.Error()})
 		}
 		fmt.Fprintf(stderr, "client %s: %v\n", args[0], err)

@@ -137,6 +137,17 @@ func TestSupplyChainThroughTheLog(t *testing.T) {
 	if code, out := cli(t, dir, "verify", "--bundle", "chain.bundle", "--policy", policy, "--layout-key", "owner.pub", "--products", "app.bin"); code != 1 || !strings.Contains(out, "FAIL") {
 		t.Fatalf("tampered product: exit %d\n%s", code, out)
 	}
+	// With --json, the failure is one JSON value on standard output.
+	var jout, jerr bytes.Buffer
+	wd, _ := os.Getwd()
+	os.Chdir(dir)
+	code := run([]string{"verify", "--json", "--bundle", "chain.bundle", "--policy", policy, "--layout-key", "owner.pub", "--products", "app.bin"}, &jout, &jerr)
+	os.Chdir(wd)
+	dec := json.NewDecoder(&jout)
+	var res map[string]any
+	if err := dec.Decode(&res); code != 1 || err != nil || res["ok"] != false || dec.More() {
+		t.Fatalf("verify --json of a tampered product: exit %d, %v\n%s", code, err, jout.String())
+	}
 	// A wrong layout key fails.
 	if code, out := cli(t, dir, "verify", "--bundle", "chain.bundle", "--policy", policy, "--layout-key", "dev.pub"); code != 1 || !strings.Contains(out, "layout signature") {
 		t.Fatalf("wrong layout key: exit %d\n%s", code, out)

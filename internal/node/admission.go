@@ -28,6 +28,13 @@ type submitResponse struct {
 	Entry string `json:"entry"`
 }
 
+// Bounds on one submission's verification work, which grows with signatures times candidate
+// keys: no in-toto step needs more functionaries than this.
+const (
+	maxSignatures = 64
+	maxPublicKeys = 64
+)
+
 // admit checks a submission before anything is replicated and turns it into a record or a
 // co-signing contribution. Every failure is an *Error with a 4xx status; nothing has changed
 // when it returns one.
@@ -50,9 +57,15 @@ func (n *Node) admit(body []byte) (*admitted, error) {
 			return nil, errorf(http.StatusBadRequest, "malformed_layout", "layout: %v", err)
 		}
 	}
+	if len(req.PublicKeys) > maxPublicKeys {
+		return nil, errorf(http.StatusBadRequest, "too_many_keys", "%d public keys; at most %d", len(req.PublicKeys), maxPublicKeys)
+	}
 	m, err := intoto.ParseMetadata(raw)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "malformed_envelope", "envelope: %v", err)
+	}
+	if len(m.Signatures) > maxSignatures {
+		return nil, errorf(http.StatusBadRequest, "too_many_signatures", "%d signatures; at most %d", len(m.Signatures), maxSignatures)
 	}
 	return n.admitInToto(raw, m, &req)
 }

@@ -170,7 +170,7 @@ func (c *collector) addEvidence(e Evidence) bool {
 func (c *collector) Evidences() []Evidence {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.evidence)
+	return append([]Evidence{}, c.evidence...) // [] rather than null in JSON when there is none
 }
 
 const collectorWindow = 512

@@ -141,6 +141,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	m := tn.members[0]
 	env := string(s.envelope([]byte(`{"a":1}`)))
 	big := strings.Repeat("x", 5<<20)
+	manyKeys := `"` + strings.TrimSuffix(strings.Repeat(jsonEscape(s.pem)+`","`, 65), `","`) + `"`
+	manySigs := `{"payloadType":"t","payload":"aGk=","signatures":[` + strings.TrimSuffix(strings.Repeat(`{"keyid":"","sig":"AAAA"},`, 65), ",") + `]}`
 	for _, tc := range []struct {
 		name string
 		body string
@@ -157,6 +159,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"malformed envelope", `{"envelope":{"payload":1},"public_keys":["` + jsonEscape(s.pem) + `"]}`, 400},
 		{"bad layout", `{"envelope":` + env + `,"layout":"md5:00","public_keys":["` + jsonEscape(s.pem) + `"]}`, 400},
 		{"oversized", `{"envelope":"` + big + `"}`, 413},
+		{"65 public keys", `{"envelope":` + env + `,"public_keys":[` + manyKeys + `]}`, 400},
+		{"65 signatures", `{"envelope":` + manySigs + `,"public_keys":["` + jsonEscape(s.pem) + `"]}`, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := http.Post(m.url()+"/v1/entries", "application/json", strings.NewReader(tc.body))
