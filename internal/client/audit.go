@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -101,7 +102,7 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 	heard := gossiped(cfg.Policy, all)
 	rep.Gossiped = len(heard)
 	all = append(all, heard...)
-	evidence := compareAll(cfg.Policy, all)
+	evidence, unchecked := compareAll(cfg.Policy, all)
 	for _, e := range evidence {
 		path, err := writeEvidence(cfg.StateDir, e)
 		if err != nil {
@@ -111,6 +112,10 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 	}
 	if len(evidence) > 0 {
 		return rep, fmt.Errorf("%w: %d inconsistency(ies); evidence in %v", ErrCheck, len(evidence), rep.EvidenceFiles)
+	}
+	if len(unchecked) > 0 {
+		// Not evidence of anything, and not a pass either: the state stays where it was.
+		return rep, fmt.Errorf("could not check consistency, state not updated: %s", strings.Join(unchecked, "; "))
 	}
 	newest := all[0]
 	for _, s := range all[1:] {
@@ -169,9 +174,11 @@ func gossiped(p *verify.Policy, direct []seen) []seen {
 	return out
 }
 
-// compareAll checks every pair of checkpoints and returns evidence for each inconsistent pair.
-func compareAll(p *verify.Policy, all []seen) []*verify.Evidence {
-	var out []*verify.Evidence
+// compareAll checks every pair of checkpoints and returns evidence for each inconsistent pair,
+// and the pairs it could not check because the server of the larger checkpoint did not give a
+// consistency proof. Pairs that involve a checkpoint heard by gossip are checked when a proof
+// can be had and otherwise left: they widen the view, they are not what the audit vouches for.
+func compareAll(p *verify.Policy, all []seen) (out []*verify.Evidence, unchecked []string) {
 	for i := range all {
 		for j := range all {
 			a, b := all[i], all[j]
@@ -191,7 +198,13 @@ func compareAll(p *verify.Policy, all []seen) []*verify.Evidence {
 				continue // the stored state is older than every server's: compared from their side
 			}
 			var cp ConsistencyProof
-			if a.cp.Size == 0 || prover.GetJSON(fmt.Sprintf("/v1/proof/consistency?old=%d&size=%d", a.cp.Size, b.cp.Size), &cp) != nil {
+			if a.cp.Size == 0 {
+				continue
+			}
+			if err := prover.GetJSON(fmt.Sprintf("/v1/proof/consistency?old=%d&size=%d", a.cp.Size, b.cp.Size), &cp); err != nil {
+				if !a.gossip && !b.gossip {
+					unchecked = append(unchecked, fmt.Sprintf("%s (size %d) against %s (size %d): %v", a.source, a.cp.Size, b.source, b.cp.Size, err))
+				}
 				continue
 			}
 			if e, err := verify.NewEvidence(p, a.note, b.note, cp.Hashes, a.source, b.source); err == nil {
@@ -199,7 +212,7 @@ func compareAll(p *verify.Policy, all []seen) []*verify.Evidence {
 			}
 		}
 	}
-	return out
+	return out, unchecked
 }
 
 func writeEvidence(dir string, e *verify.Evidence) (string, error) {

@@ -177,6 +177,33 @@ func TestStaleNode(t *testing.T) {
 		t.Fatal("the auditor moved its state back to the stale checkpoint")
 	}
 
+	// A server that shows a newer checkpoint but will not prove it consistent with what the
+	// auditor verified before does not move the auditor's state: the audit fails without
+	// evidence, and passes once a server gives the proof.
+	older := t.TempDir()
+	if _, err := client.Audit(client.AuditConfig{Servers: []string{replay.URL}, Policy: policy, StateDir: older}); err != nil {
+		t.Fatal(err)
+	}
+	noProofs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" {
+			b, _ := fetch(up[0] + "/checkpoint")
+			w.Write(b)
+			return
+		}
+		http.Error(w, "no proofs here", http.StatusInternalServerError)
+	}))
+	defer noProofs.Close()
+	rep, err = client.Audit(client.AuditConfig{Servers: []string{noProofs.URL}, Policy: policy, StateDir: older})
+	if err == nil || errors.Is(err, client.ErrCheck) || len(rep.EvidenceFiles) != 0 {
+		t.Fatalf("audit without a consistency proof: %+v %v", rep, err)
+	}
+	if b, _ := os.ReadFile(older + "/checkpoint.note"); string(b) != string(staleNote) {
+		t.Fatal("the auditor adopted a checkpoint it could not prove consistent with its state")
+	}
+	if _, err := client.Audit(client.AuditConfig{Servers: []string{up[0]}, Policy: policy, StateDir: older}); err != nil {
+		t.Fatalf("audit with the proof: %v", err)
+	}
+
 	// The node rejoins, catches up and serves the same log.
 	if err := nw.Start(ctx, victim); err != nil {
 		t.Fatal(err)
