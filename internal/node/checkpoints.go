@@ -162,6 +162,9 @@ func (c *collector) addEvidence(e Evidence) bool {
 		}
 	}
 	c.evidence = append(c.evidence, e)
+	if err := c.keepEvidence(e); err != nil {
+		c.n.log.Error("could not write evidence to disk; it is kept in memory", "err", err)
+	}
 	c.n.gossipEvidence(e)
 	return true
 }

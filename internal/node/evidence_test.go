@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,35 @@ func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
 	if !strings.Contains(string(page), `id="evidence"`) || !strings.Contains(string(page), liar.name) {
 		t.Fatal("the status page does not show the evidence")
 	}
+
+	// The evidence is on disk: after a restart the victim still holds it and still does not
+	// cosign, until an operator moves the file away.
+	tn.stop(victim)
+	tn.start(victim)
+	var after struct {
+		Evidence []Evidence `json:"evidence"`
+	}
+	getJSON(t, victim.url()+"/v1/evidence", &after)
+	if len(after.Evidence) != len(ev.Evidence) {
+		t.Fatalf("after a restart the victim holds %d evidence records, before %d", len(after.Evidence), len(ev.Evidence))
+	}
+	if !halted(victim) {
+		t.Fatal("after a restart the victim cosigns again despite the evidence")
+	}
+	tn.stop(victim)
+	if err := os.Rename(filepath.Join(victim.dir, evidenceFile), filepath.Join(victim.dir, "evidence.reviewed")); err != nil {
+		t.Fatal(err)
+	}
+	tn.start(victim)
+	if halted(victim) || len(victim.node.collector.Evidences()) != 0 {
+		t.Fatal("the evidence file was moved away, yet the victim still refuses")
+	}
+}
+
+func halted(m *testMember) bool {
+	m.node.collector.mu.Lock()
+	defer m.node.collector.mu.Unlock()
+	return m.node.collector.halted
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -58,6 +58,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, errors.New("this node's log key is not among the policy's log keys")
 	}
 	n.collector = newCollector(n)
+	if err := n.collector.loadEvidence(); err != nil {
+		return nil, err
+	}
 
 	w, err := openCosigner(cfg)
 	if err != nil {
