@@ -4,6 +4,10 @@
 //	witness run --config FILE      run one node
 //	witness testnet --nodes N --dir DIR [--base-port P]
 //	                               write configs and keys for a local network
+//	witness keygen --name NAME --url URL [--dir DIR]
+//	                               make one member's keys
+//	witness membership sign|merge|submit
+//	                               sign, merge and submit the next membership version
 package main
 
 import (
@@ -17,6 +21,9 @@ commands:
   demo     run a supply chain through a local four-organization network and explain it
   run      run one node (witness run --config DIR/node1/witness.yaml)
   testnet  write a ready local network (witness testnet --nodes 3 --dir ./testnet)
+  keygen   make one member's keys and print its policy and membership lines
+  membership
+           sign, merge and submit the next membership version
 
 Run "witness <command> --help" for a command's flags.
 `
@@ -34,6 +41,10 @@ func main() {
 		os.Exit(testnetCmd(args))
 	case "demo":
 		os.Exit(demoCmd(args))
+	case "keygen":
+		os.Exit(keygenCmd(args, os.Stdout, os.Stderr))
+	case "membership":
+		os.Exit(membershipCmd(args, os.Stdout, os.Stderr))
 	case "healthcheck":
 		os.Exit(healthcheckCmd(args))
 	case "help", "-h", "--help":
