@@ -57,6 +57,9 @@ type Config struct {
 	Dir       string         // raft's WAL and snapshots live here
 	Transport raft.Transport // TCP in production, in-memory in tests
 	Peers     []Peer         // the initial voters, this node included; used once, to bootstrap
+	// Join starts a member that is not among the initial voters: it does not bootstrap, and
+	// waits for the leader to add it (SetVoters) and send it the log.
+	Join bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -173,7 +176,7 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
-	if !has {
+	if !has && !cfg.Join {
 		var servers []raft.Server
 		for _, p := range cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
@@ -218,6 +221,75 @@ func (n *Node) watchLeadership() {
 			}
 		}
 	}
+}
+
+// Voters returns raft's current voters.
+func (n *Node) Voters() ([]Peer, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []Peer
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, Peer{ID: string(s.ID), Address: string(s.Address)})
+		}
+	}
+	return out, nil
+}
+
+// SetVoters makes raft's voters exactly want, on the leader: it adds the missing ones (or
+// updates their address) first, then removes the others, the leader itself last. Each change is
+// one raft configuration change, committed before the next. It returns whether anything changed.
+func (n *Node) SetVoters(want []Peer, timeout time.Duration) (bool, error) {
+	if !n.IsLeader() {
+		return false, ErrNotLeader
+	}
+	have, err := n.Voters()
+	if err != nil {
+		return false, err
+	}
+	cur := map[string]string{}
+	for _, p := range have {
+		cur[p.ID] = p.Address
+	}
+	wanted := map[string]bool{}
+	changed := false
+	for _, p := range want {
+		wanted[p.ID] = true
+		if a, ok := cur[p.ID]; ok && a == p.Address {
+			continue
+		}
+		n.log.Info("adding raft voter", "id", p.ID, "address", p.Address)
+		if err := n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.Address), 0, timeout).Error(); err != nil {
+			return changed, fmt.Errorf("add voter %s: %w", p.ID, err)
+		}
+		changed = true
+	}
+	self := n.cfg.ID
+	removeSelf := false
+	for _, p := range have {
+		if wanted[p.ID] {
+			continue
+		}
+		if p.ID == self {
+			removeSelf = true
+			continue
+		}
+		n.log.Info("removing raft voter", "id", p.ID)
+		if err := n.raft.RemoveServer(raft.ServerID(p.ID), 0, timeout).Error(); err != nil {
+			return changed, fmt.Errorf("remove voter %s: %w", p.ID, err)
+		}
+		changed = true
+	}
+	if removeSelf {
+		n.log.Info("removing raft voter", "id", self, "note", "this node, the leader: it steps down")
+		if err := n.raft.RemoveServer(raft.ServerID(self), 0, timeout).Error(); err != nil {
+			return changed, fmt.Errorf("remove voter %s: %w", self, err)
+		}
+		changed = true
+	}
+	return changed, nil
 }
 
 // IsLeader reports whether this node leads and may propose.
