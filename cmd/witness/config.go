@@ -82,6 +82,10 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 		}
 		cfg.Genesis = genesis
 	}
+	if fc.Join && fc.Membership == "" {
+		return cfg, fmt.Errorf("join: a joining member needs the network's genesis membership (membership)")
+	}
+	cfg.Join = fc.Join
 	for _, wl := range fc.WitnessedLogs {
 		if wl.Origin == "" || len(wl.Keys) == 0 {
 			return cfg, fmt.Errorf("witnessed_logs: every log needs an origin and at least one key")

@@ -15,6 +15,7 @@ import (
 	"github.com/witnessnet/witnessnet/internal/consensus"
 	"github.com/witnessnet/witnessnet/internal/node"
 	"github.com/witnessnet/witnessnet/internal/p2p"
+	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
 // p2pConfig turns on libp2p between members: raft then travels over libp2p streams among the
@@ -84,6 +85,11 @@ func (fc *fileConfig) startP2P(ctx context.Context, cfg *node.Config, log *slog.
 		return nil, err
 	}
 	cfg.Gossip = p2p.Bytes{G: g}
+	// Raft addresses are peer IDs: raft's voters follow the membership's peer lines.
+	cfg.RaftAddress = func(m *verify.Membership, name string) (string, bool) {
+		id, ok := m.Peers[name]
+		return id, ok
+	}
 	// The replicated membership decides who may connect: once it lists peer IDs, the allowlist
 	// is exactly those (addresses from the configuration where known; a new member dials in).
 	cfg.OnMembership = func(version uint64, peers map[string]string) {

@@ -20,16 +20,19 @@ import (
 // fileConfig is witness.yaml. Flags override WITNESS_* environment variables, which override
 // the file.
 type fileConfig struct {
-	Name               string        `mapstructure:"name" yaml:"name,omitempty"`
-	Origin             string        `mapstructure:"origin" yaml:"origin,omitempty"`
-	DataDir            string        `mapstructure:"data_dir" yaml:"data_dir,omitempty"`
-	HTTPAddr           string        `mapstructure:"http_addr" yaml:"http_addr,omitempty"`
-	RaftAddr           string        `mapstructure:"raft_addr" yaml:"raft_addr,omitempty"`
-	RaftBind           string        `mapstructure:"raft_bind" yaml:"raft_bind,omitempty"` // listen address if not raft_addr
-	LogKey             string        `mapstructure:"log_key" yaml:"log_key,omitempty"`
-	WitnessKey         string        `mapstructure:"witness_key" yaml:"witness_key,omitempty"`
-	Policy             string        `mapstructure:"policy" yaml:"policy,omitempty"`
-	Membership         string        `mapstructure:"membership" yaml:"membership,omitempty"` // genesis membership document
+	Name       string `mapstructure:"name" yaml:"name,omitempty"`
+	Origin     string `mapstructure:"origin" yaml:"origin,omitempty"`
+	DataDir    string `mapstructure:"data_dir" yaml:"data_dir,omitempty"`
+	HTTPAddr   string `mapstructure:"http_addr" yaml:"http_addr,omitempty"`
+	RaftAddr   string `mapstructure:"raft_addr" yaml:"raft_addr,omitempty"`
+	RaftBind   string `mapstructure:"raft_bind" yaml:"raft_bind,omitempty"` // listen address if not raft_addr
+	LogKey     string `mapstructure:"log_key" yaml:"log_key,omitempty"`
+	WitnessKey string `mapstructure:"witness_key" yaml:"witness_key,omitempty"`
+	Policy     string `mapstructure:"policy" yaml:"policy,omitempty"`
+	Membership string `mapstructure:"membership" yaml:"membership,omitempty"` // genesis membership document
+	// Join: this member joins a running network (no raft bootstrap); the leader adds it once a
+	// membership version names it.
+	Join               bool          `mapstructure:"join" yaml:"join,omitempty"`
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval" yaml:"checkpoint_interval,omitempty"`
 	LogLevel           string        `mapstructure:"log_level" yaml:"log_level,omitempty"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes" yaml:"max_request_bytes,omitempty"`
@@ -79,7 +82,7 @@ func loadConfig(args []string) (*fileConfig, error) {
 	v.SetEnvPrefix("WITNESS")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
-	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "log_level", "max_request_bytes", "queue_depth", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
+	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "join", "log_level", "max_request_bytes", "queue_depth", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
 		_ = v.BindEnv(k)
 	}
 	fs.VisitAll(func(f *pflag.Flag) {

@@ -113,6 +113,8 @@ func writeTestnet(s testnetSpec) error {
 	for _, m := range members {
 		if p, ok := peers[m.Name]; ok {
 			membership = fmt.Appendf(membership, "peer %s %s\n", m.Name, p.PeerID)
+		} else {
+			membership = fmt.Appendf(membership, "raft %s %s\n", m.Name, m.RaftAddr)
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "membership.txt"), membership, 0o644)

@@ -59,6 +59,13 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	nw := &Network{cfg: cfg, nodes: make([]*node.Node, cfg.Nodes), lns: make([]net.Listener, cfg.Nodes)}
+	// The raft ports are reserved until every member has one, so that no two members get the same.
+	var reserved []net.Listener
+	defer func() {
+		for _, l := range reserved {
+			l.Close()
+		}
+	}()
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("node%d", i+1)
 		if i < len(cfg.Names) {
@@ -74,11 +81,18 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		}
 		nw.lns[i] = ln
 		m.HTTPAddr, m.URL = ln.Addr().String(), "http://"+ln.Addr().String()
-		if m.RaftAddr, err = freePort(); err != nil {
+		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
 			return nil, err
 		}
+		reserved = append(reserved, rl)
+		m.RaftAddr = rl.Addr().String()
 		nw.Members = append(nw.Members, m)
 	}
+	for _, l := range reserved {
+		l.Close()
+	}
+	reserved = nil
 	nw.Policy = PolicyText(cfg.Origin, nw.Members)
 	nw.Genesis = MembershipText(nw.Policy)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -113,15 +127,6 @@ func (nw *Network) Node(i int) *node.Node {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	return nw.nodes[i]
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // config is member i's node configuration.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/verify"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -384,11 +385,36 @@ func firstSig(signed []byte, v note.Verifier) (note.Signature, error) {
 }
 
 func (c *collector) wakePushers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, ch := range c.push {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// pushToMembers starts pushing cosignatures to every member of m this node does not push to
+// yet (members that joined by a membership change, with the URL of their policy line).
+func (c *collector) pushToMembers(m *verify.Membership) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range m.Policy.Witnesses {
+		if w.Name == c.n.cfg.Name || w.URL == "" {
+			continue
+		}
+		if _, ok := c.push[w.Name]; ok {
+			continue
+		}
+		p, ok := c.n.memberPeer(w.Name)
+		if !ok {
+			continue
+		}
+		ch := make(chan struct{}, 1)
+		c.push[w.Name] = ch
+		go c.pushLoop(p, ch)
+		ch <- struct{}{}
 	}
 }
 

@@ -75,15 +75,6 @@ type testNet struct {
 	genesisK int
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // newTestNet starts n members on loopback: real raft over TCP with raft-wal on disk, real ledgers
 // and witnesses on bbolt, real HTTP.
 func newTestNet(t testing.TB, n int, tune func(*Config)) *testNet {
@@ -93,25 +84,15 @@ func newTestNet(t testing.TB, n int, tune func(*Config)) *testNet {
 func startTestNet(tn *testNet, n int) *testNet {
 	t := tn.t
 	base := t.TempDir()
+	// Raft ports stay reserved until every member has one, so that no two members share one.
+	var reserved []net.Listener
 	for i := range n {
-		m := &testMember{name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(base, fmt.Sprintf("node%d", i+1))}
-		var err error
-		if m.logSkey, m.logVkey, err = note.GenerateKey(rand.Reader, testOrigin); err != nil {
-			t.Fatal(err)
-		}
-		var wv string
-		if m.witSkey, wv, err = note.GenerateKey(rand.Reader, m.name); err != nil {
-			t.Fatal(err)
-		}
-		if m.witVkey, err = fnote.VKeyToCosignatureV1(wv); err != nil {
-			t.Fatal(err)
-		}
-		m.witPriv = seedOf(t, m.witSkey)
-		if m.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		m.raftAddr = freeAddr(t)
+		m, rl := newTestMember(t, base, fmt.Sprintf("node%d", i+1))
+		reserved = append(reserved, rl)
 		tn.members = append(tn.members, m)
+	}
+	for _, l := range reserved {
+		l.Close()
 	}
 	for _, m := range tn.members {
 		tn.start(m)
@@ -124,6 +105,33 @@ func startTestNet(tn *testNet, n int) *testNet {
 		}
 	})
 	return tn
+}
+
+// newTestMember makes a member's keys and its HTTP listener, and reserves a raft port: the
+// returned listener holds it until closed.
+func newTestMember(t testing.TB, base, name string) (*testMember, net.Listener) {
+	m := &testMember{name: name, dir: filepath.Join(base, name)}
+	var err error
+	if m.logSkey, m.logVkey, err = note.GenerateKey(rand.Reader, testOrigin); err != nil {
+		t.Fatal(err)
+	}
+	var wv string
+	if m.witSkey, wv, err = note.GenerateKey(rand.Reader, m.name); err != nil {
+		t.Fatal(err)
+	}
+	if m.witVkey, err = fnote.VKeyToCosignatureV1(wv); err != nil {
+		t.Fatal(err)
+	}
+	m.witPriv = seedOf(t, m.witSkey)
+	if m.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.raftAddr = rl.Addr().String()
+	return m, rl
 }
 
 func seedOf(t testing.TB, skey string) ed25519.PrivateKey {

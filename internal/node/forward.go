@@ -180,8 +180,8 @@ func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) 
 // forward sends a batch to the leader, signed with this member's forwarding key.
 func (n *Node) forward(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
 	leader := n.raft.Leader()
-	peer, ok := n.peers[leader]
-	if leader == "" || !ok || leader == n.cfg.Name {
+	peer, ok := n.memberPeer(leader)
+	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
 	}
 	body := encodeBatch(kind, recs)
@@ -239,6 +239,11 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 	}
 	member := r.Header.Get("Witnessnet-Member")
 	key, ok := n.forwardKeys[member]
+	if !ok {
+		var p Peer
+		p, ok = n.memberPeer(member)
+		key = p.ForwardKey
+	}
 	sig, _ := base64.StdEncoding.DecodeString(r.Header.Get("Witnessnet-Signature"))
 	if !ok || !ed25519.Verify(key, forwardMessage(body), sig) {
 		n.writeError(w, r, errorf(http.StatusForbidden, "not_a_member", "forwarded batch is not signed by a member"))

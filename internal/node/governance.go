@@ -2,14 +2,17 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/witnessnet/witnessnet/internal/consensus"
 	"github.com/witnessnet/witnessnet/internal/ledger"
 	"github.com/witnessnet/witnessnet/internal/verify"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
@@ -136,18 +139,28 @@ func (n *Node) handleProposeMembership(w http.ResponseWriter, r *http.Request) {
 // replica appends the same bytes.
 var mergeSignatures ledger.Merger = intoto.MergeSignatures
 
-// membershipWatch calls Config.OnMembership with every membership version the node applies.
+// membershipWatch follows the replicated membership: with every version the node applies it
+// tells Config.OnMembership (the libp2p allowlist) and starts pushing cosignatures to members it
+// did not know; and while this node leads, it keeps raft's voters equal to the members, when
+// the document gives every member a raft address.
 func (n *Node) membershipWatch(every time.Duration) {
 	defer n.wg.Done()
 	var seen uint64
+	var cur *verify.Membership
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if v := n.ledger.MembershipVersion(); v != seen {
 			if m, _, err := n.ledger.Membership(); err == nil && m != nil {
-				n.cfg.OnMembership(m.Version, maps.Clone(m.Peers))
-				seen = m.Version
+				if n.cfg.OnMembership != nil {
+					n.cfg.OnMembership(m.Version, maps.Clone(m.Peers))
+				}
+				n.collector.pushToMembers(m)
+				seen, cur = m.Version, m
 			}
+		}
+		if cur != nil && n.raft.IsLeader() {
+			n.followVoters(cur)
 		}
 		select {
 		case <-n.stop:
@@ -155,4 +168,44 @@ func (n *Node) membershipWatch(every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// followVoters makes raft's voters the members of m, if m gives each a raft address.
+func (n *Node) followVoters(m *verify.Membership) {
+	ids, addrs, ok := m.RaftAddresses(n.cfg.RaftAddress)
+	if !ok || n.voters == nil {
+		return
+	}
+	want := make([]consensus.Peer, len(ids))
+	for i := range ids {
+		want[i] = consensus.Peer{ID: ids[i], Address: addrs[i]}
+	}
+	changed, err := n.voters.SetVoters(want, 10*time.Second)
+	switch {
+	case err != nil && !errors.Is(err, consensus.ErrNotLeader):
+		n.log.Warn("raft voters do not match the membership yet", "version", m.Version, "err", err)
+	case changed:
+		n.log.Info("raft voters follow the membership", "version", m.Version, "voters", ids)
+	}
+}
+
+// memberPeer finds a member's URL and forwarding key: from the configuration, or else from the
+// current membership (its policy line's URL and its witness key).
+func (n *Node) memberPeer(name string) (Peer, bool) {
+	if p, ok := n.peers[name]; ok {
+		return p, true
+	}
+	m, _ := n.quorum.(*governance).current()
+	if m == nil {
+		return Peer{}, false
+	}
+	w, ok := m.Policy.Witness(name)
+	if !ok {
+		return Peer{}, false
+	}
+	pub, err := WitnessPublicKey(w.VKey)
+	if err != nil {
+		return Peer{}, false
+	}
+	return Peer{Name: name, URL: strings.TrimRight(w.URL, "/"), ForwardKey: pub}, true
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/witnessnet/witnessnet/internal/consensus"
+	"github.com/witnessnet/witnessnet/internal/verify"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
 )
@@ -53,6 +54,13 @@ type Config struct {
 	// tlog-witness): origin to the log's signature verifiers. The network's own origin is never
 	// among them: the node cosigns its own log only for the root it computed itself.
 	WitnessedLogs map[string][]note.Verifier
+	// Join starts a member that joins a running network: it does not bootstrap raft, and waits
+	// for the leader to add it once a membership version names it.
+	Join bool
+	// RaftAddress finds a member's raft address in a membership document; raft's voters follow
+	// the membership only when it finds one for every member. Default: the document's raft line
+	// (TCP); cmd/witness uses the peer line with libp2p.
+	RaftAddress func(m *verify.Membership, name string) (string, bool)
 	// OnMembership, if set, is called when the node starts and whenever the replicated membership
 	// changes, with its version and the members' libp2p peer IDs (name to ID; empty when the
 	// document lists none): cmd/witness keeps the libp2p allowlist equal to it.
@@ -99,6 +107,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProposeWorkers <= 0 {
 		c.ProposeWorkers = 4
+	}
+	if c.RaftAddress == nil {
+		c.RaftAddress = func(m *verify.Membership, name string) (string, bool) {
+			a, ok := m.Raft[name]
+			return a, ok
+		}
 	}
 	if c.CatchUpReport <= 0 {
 		c.CatchUpReport = 2 * time.Second
@@ -164,9 +178,12 @@ type Node struct {
 	stop     chan struct{}
 	// gossipOut queues messages for Config.Gossip; nil without gossip.
 	gossipOut chan gossipMsg
-	heard     heardCheckpoints
-	wg        sync.WaitGroup
-	closers   []func(context.Context) error
+	voters    interface {
+		SetVoters(want []consensus.Peer, timeout time.Duration) (bool, error)
+	}
+	heard   heardCheckpoints
+	wg      sync.WaitGroup
+	closers []func(context.Context) error
 }
 
 // Addr is the address the HTTP API listens on.

@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cc := cfg.Consensus
 	cc.ID, cc.Dir, cc.Transport, cc.Logger = cfg.Name, filepath.Join(cfg.DataDir, "raft"), trans, n.log
-	cc.Peers = nil
+	cc.Peers, cc.Join = nil, cfg.Join
 	for _, p := range cfg.Peers {
 		cc.Peers = append(cc.Peers, consensus.Peer{ID: p.Name, Address: p.RaftAddr})
 	}
@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.raft = raftReplicator{rn}
+	n.raft, n.voters = raftReplicator{rn}, rn
 	n.closers = append(n.closers, rn.Shutdown)
 
 	n.listener = cfg.HTTPListener
@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.boundaryLoop()
-	if cfg.OnMembership != nil {
+	if cfg.Genesis != nil {
 		n.wg.Add(1)
 		go n.membershipWatch(250 * time.Millisecond)
 	}

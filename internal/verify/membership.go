@@ -28,6 +28,11 @@ const membershipHeader = "witnessnet membership v1"
 //	version <n>
 //	<C2SP tlog-policy lines: log, witness, group, quorum>
 //	peer <witness name> <peer ID>
+//	raft <witness name> <raft address>
+//
+// The peer and raft lines are optional. When every witness has a raft address (its peer ID with
+// libp2p, a raft line with TCP), raft's voters follow the document: the leader adds and removes
+// voters to match each version it applies.
 //
 // Members sign it with Ed25519 note signatures made by their witness keys (signature type 0x01,
 // so they can never be mistaken for cosignatures, type 0x04). Version n+1 takes effect only when
@@ -37,12 +42,13 @@ type Membership struct {
 	Version uint64
 	Policy  *Policy
 	Peers   map[string]string // witness name -> peer ID
+	Raft    map[string]string // witness name -> raft address (TCP transport)
 	Text    []byte            // the text the members signed
 }
 
 // ParseMembershipText parses the unsigned text of a membership document.
 func ParseMembershipText(text []byte) (*Membership, error) {
-	m := &Membership{Peers: map[string]string{}, Text: text}
+	m := &Membership{Peers: map[string]string{}, Raft: map[string]string{}, Text: text}
 	var policy bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	line := 0
@@ -71,6 +77,14 @@ func ParseMembershipText(text []byte) (*Membership, error) {
 				return nil, fmt.Errorf("%w: line %d: second peer line for %s", ErrMembership, line, f[1])
 			}
 			m.Peers[f[1]] = f[2]
+		case len(f) > 0 && f[0] == "raft":
+			if len(f) != 3 {
+				return nil, fmt.Errorf("%w: line %d: want: raft <witness name> <address>", ErrMembership, line)
+			}
+			if _, dup := m.Raft[f[1]]; dup {
+				return nil, fmt.Errorf("%w: line %d: second raft line for %s", ErrMembership, line, f[1])
+			}
+			m.Raft[f[1]] = f[2]
 		default:
 			policy.WriteString(sc.Text())
 			policy.WriteByte('\n')
@@ -92,23 +106,47 @@ func ParseMembershipText(text []byte) (*Membership, error) {
 			return nil, fmt.Errorf("%w: peer line for %s, which is not a witness", ErrMembership, name)
 		}
 	}
+	for name := range m.Raft {
+		if _, ok := p.Witness(name); !ok {
+			return nil, fmt.Errorf("%w: raft line for %s, which is not a witness", ErrMembership, name)
+		}
+	}
 	return m, nil
 }
 
 // MarshalMembership renders the text of a membership document.
-func MarshalMembership(version uint64, p *Policy, peers map[string]string) []byte {
+func MarshalMembership(version uint64, p *Policy, peers, raftAddrs map[string]string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s\nversion %d\n", membershipHeader, version)
 	b.Write(p.Marshal())
-	names := make([]string, 0, len(peers))
-	for n := range peers {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "peer %s %s\n", n, peers[n])
+	for _, kind := range []struct {
+		word  string
+		lines map[string]string
+	}{{"peer", peers}, {"raft", raftAddrs}} {
+		names := make([]string, 0, len(kind.lines))
+		for n := range kind.lines {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s %s %s\n", kind.word, n, kind.lines[n])
+		}
 	}
 	return b.Bytes()
+}
+
+// RaftAddresses returns every witness's raft address, taken by addr from the document (a raft
+// line, or the peer ID with libp2p), in the policy's order; ok is false unless every witness
+// has one, and then raft's voters do not follow the document.
+func (m *Membership) RaftAddresses(addr func(m *Membership, name string) (string, bool)) (ids, addrs []string, ok bool) {
+	for _, w := range m.Policy.Witnesses {
+		a, found := addr(m, w.Name)
+		if !found || a == "" {
+			return nil, nil, false
+		}
+		ids, addrs = append(ids, w.Name), append(addrs, a)
+	}
+	return ids, addrs, len(ids) > 0
 }
 
 // memberVerifiers are Ed25519 note verifiers, one per witness of p, made from the witness keys.

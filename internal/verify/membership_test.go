@@ -144,6 +144,9 @@ func TestParseMembershipTextRejects(t *testing.T) {
 		"version padded":  strings.Replace(good, "version 1", "version 01", 1),
 		"peer of nobody":  good + "peer z 12D3KooWz\n",
 		"peer twice":      good + "peer a 12D3KooWa\n",
+		"raft of nobody":  good + "raft z 127.0.0.1:1\n",
+		"raft twice":      good + "raft a 127.0.0.1:1\nraft a 127.0.0.1:2\n",
+		"raft line short": good + "raft a\n",
 		"no quorum":       strings.Replace(good, "quorum members\n", "", 1),
 		"bad policy line": good + "witness\n",
 	} {
@@ -161,8 +164,8 @@ func FuzzParseMembershipText(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := ParseMembershipText(MarshalMembership(m.Version, m.Policy, m.Peers))
-		if err != nil || again.Version != m.Version || len(again.Peers) != len(m.Peers) {
+		again, err := ParseMembershipText(MarshalMembership(m.Version, m.Policy, m.Peers, m.Raft))
+		if err != nil || again.Version != m.Version || len(again.Peers) != len(m.Peers) || len(again.Raft) != len(m.Raft) {
 			t.Fatalf("re-parse of the marshalled membership: %v", err)
 		}
 	})
