@@ -77,7 +77,7 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 		if m.Version != 1 {
 			return cfg, fmt.Errorf("membership %s: the configured document must be the genesis (version 1); later versions are replicated", fc.Membership)
 		}
-		if _, ok := m.Policy.Witness(fc.Name); !ok {
+		if _, ok := m.Policy.Witness(fc.Name); !ok && !fc.Join {
 			return cfg, fmt.Errorf("membership %s has no witness named %q", fc.Membership, fc.Name)
 		}
 		cfg.Genesis = genesis

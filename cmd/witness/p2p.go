@@ -114,7 +114,7 @@ func (fc *fileConfig) startP2P(ctx context.Context, cfg *node.Config, log *slog.
 		h.SetMembers(allowed)
 		log.Info("p2p allowlist follows the membership", "version", version, "members", len(allowed))
 	}
-	go h.KeepConnected(ctx, 5*time.Second)
+	go h.KeepConnected(ctx, 2*time.Second)
 	cfg.RaftTransport, cfg.RaftAddr = trans, h.ID().String()
 	for i := range cfg.Peers {
 		cfg.Peers[i].RaftAddr = ids[cfg.Peers[i].Name]

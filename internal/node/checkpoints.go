@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -269,6 +270,15 @@ func (c *collector) trim() {
 
 // evaluate publishes cp if it is ours, newer than what is published, and has a quorum.
 func (c *collector) evaluate(cp *cosigned) {
+	if cp == c.pub && cp.logSig != nil {
+		// More cosignatures for the published checkpoint (a member that was slower, or joined):
+		// publish them too; a checkpoint with more cosigners survives stricter policies.
+		if note := cp.note(); !bytes.Equal(note, c.pubNote) {
+			c.pubNote = note
+			c.n.metrics.publishedCosigs.Set(float64(len(cp.cosigs)))
+		}
+		return
+	}
 	if cp.logSig == nil || (c.pub != nil && cp.size <= c.pub.size) {
 		return
 	}
@@ -333,7 +343,7 @@ func (c *collector) addPeerNote(data []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pub != nil && size <= c.pub.size {
+	if c.pub != nil && size < c.pub.size {
 		return nil
 	}
 	cp := c.entry(size, parsed.Text)
