@@ -79,6 +79,7 @@ type membershipResponse struct {
 	Quorum     string            `json:"quorum"`
 	Witnesses  []string          `json:"witnesses"`
 	Peers      map[string]string `json:"peers,omitempty"`
+	Raft       map[string]string `json:"raft,omitempty"`
 	Membership string            `json:"membership"` // the genesis text, or the signed note of a later version
 }
 
@@ -92,7 +93,7 @@ func (n *Node) handleMembership(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, errorf(http.StatusNotFound, "no_membership", "this network is governed by a static policy, not a replicated membership"))
 		return
 	}
-	resp := membershipResponse{Version: m.Version, Quorum: m.Policy.Quorum, Peers: m.Peers, Membership: string(raw)}
+	resp := membershipResponse{Version: m.Version, Quorum: m.Policy.Quorum, Peers: m.Peers, Raft: m.Raft, Membership: string(raw)}
 	for _, wt := range m.Policy.Witnesses {
 		resp.Witnesses = append(resp.Witnesses, wt.Name)
 	}
