@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -176,6 +177,7 @@ type Node struct {
 	srv      *http.Server
 	listener net.Listener
 	stop     chan struct{}
+	shutdown atomic.Bool
 	// gossipOut queues messages for Config.Gossip; nil without gossip.
 	gossipOut chan gossipMsg
 	voters    interface {
@@ -231,6 +233,9 @@ func (n *Node) boundaryLoop() {
 // background loops, then the closers in reverse order of start: raft (which hands leadership
 // over first), the ledger, the witness store.
 func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.shutdown.CompareAndSwap(false, true) {
+		return nil // already shut down (or shutting down)
+	}
 	var errs []error
 	if n.srv != nil {
 		errs = append(errs, n.srv.Shutdown(ctx))

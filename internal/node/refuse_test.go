@@ -110,4 +110,10 @@ func TestFailedStartReleasesItsState(t *testing.T) {
 	busy.Close()
 	tn.start(m)
 	tn.leader()
+	// Shutting down twice (a signal and a deferred close, say) is harmless.
+	for range 2 {
+		if err := m.node.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
