@@ -431,8 +431,13 @@ func (c *collector) pushToMembers(m *verify.Membership) {
 // pushLoop sends this node's newest cosigned checkpoint to one peer whenever it changes, retrying
 // until the peer has it. Pushing is only the fast path; a peer that missed pushes gets the
 // newest one later, which is all it needs.
+//
+// The newest one is sent again every repushInterval even when the peer took it: a peer that
+// restarted has lost what it collected in memory, and on a quiet network no newer checkpoint
+// would come to bring it the cosignatures it needs to publish.
 func (c *collector) pushLoop(peer Peer, wake chan struct{}) {
 	var sent uint64
+	var sentAt time.Time
 	backoff := 100 * time.Millisecond
 	for {
 		select {
@@ -444,7 +449,7 @@ func (c *collector) pushLoop(peer Peer, wake chan struct{}) {
 		c.mu.Lock()
 		cp := c.latest
 		var msg []byte
-		if cp != nil && cp.size != sent {
+		if cp != nil && (cp.size != sent || time.Since(sentAt) >= repushInterval) {
 			own := &cosigned{size: cp.size, body: cp.body, logSig: cp.logSig, cosigs: map[string]note.Signature{c.n.cfg.Name: cp.cosigs[c.n.cfg.Name]}}
 			msg = own.note()
 		}
@@ -457,9 +462,11 @@ func (c *collector) pushLoop(peer Peer, wake chan struct{}) {
 			backoff = min(backoff*2, 2*time.Second)
 			continue
 		}
-		sent, backoff = cp.size, time.Second
+		sent, sentAt, backoff = cp.size, time.Now(), time.Second
 	}
 }
+
+const repushInterval = 2 * time.Second
 
 func (n *Node) postNote(peer Peer, msg []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -117,3 +117,20 @@ func TestFailedStartReleasesItsState(t *testing.T) {
 		}
 	}
 }
+
+// A node that restarts on a quiet network (no new entries, so no new checkpoint) publishes the
+// newest checkpoint again: the others re-push their cosignatures, which it lost with its memory.
+func TestRestartedNodePublishesOnAQuietNetwork(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	tn.leader()
+	s := newSigner(t)
+	if code, out := post(t, tn.members[0].url(), s.body([]byte(`{"quiet":1}`))); code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, out)
+	}
+	m := tn.members[2]
+	tn.waitCheckpoint(m, 1)
+	time.Sleep(200 * time.Millisecond) // the others' pushes to m have gone through
+	tn.stop(m)
+	tn.start(m)
+	tn.waitCheckpoint(m, 1)
+}
