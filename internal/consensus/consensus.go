@@ -176,6 +176,21 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
+	f := &fsm{sm: sm}
+	if has {
+		restore, err := catchUpFromLog(w, snaps, f, sm.AppliedIndex())
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		if restore {
+			// The state is older than anything the log can replay (it was restored from a
+			// backup, say): start from the newest local snapshot instead. The state machine checks
+			// what it restores; if that fails, raft does not start.
+			cfg.Logger.Warn("the state is behind the raft log; restoring the newest local snapshot", "applied_index", sm.AppliedIndex())
+			rc.NoSnapshotRestoreOnStart = false
+		}
+	}
 	if !has && !cfg.Join {
 		var servers []raft.Server
 		for _, p := range cfg.Peers {
@@ -186,7 +201,7 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: &fsm{sm: sm}}
+	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f}
 	r, err := raft.NewRaft(rc, n.fsm, w, w, snaps, cfg.Transport)
 	if err != nil {
 		w.Close()
@@ -196,6 +211,48 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
+}
+
+// catchUpFromLog brings a state machine that is behind the newest local snapshot up to it before
+// raft starts. Raft starts at the snapshot's index and replays only the log after it (the state
+// is durable, so restoring the snapshot at every start would only replace newer state with
+// older); a state at an older index (restored from a backup, or a snapshot taken just after
+// entries the state machine never sees, such as a leader's no-op) would otherwise miss what lies
+// between. Those entries are committed (the snapshot covers them): it applies them from the local
+// log. If the log no longer holds them, it reports that the snapshot must be restored instead.
+func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applied uint64) (restore bool, err error) {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return false, err
+	}
+	snapIndex := list[0].Index
+	if applied >= snapIndex {
+		return false, nil
+	}
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return false, err
+	}
+	if first == 0 || first > applied+1 {
+		return true, nil
+	}
+	const chunk = 256
+	for from := applied + 1; from <= snapIndex; from += chunk {
+		var batch []*raft.Log
+		for i := from; i <= min(snapIndex, from+chunk-1); i++ {
+			l := new(raft.Log)
+			if err := logs.GetLog(i, l); err != nil {
+				return false, fmt.Errorf("replay raft log entry %d below the snapshot: %w", i, err)
+			}
+			batch = append(batch, l)
+		}
+		for _, r := range f.ApplyBatch(batch) {
+			if err, ok := r.(error); ok && err != nil {
+				return false, fmt.Errorf("replay below the snapshot: %w", err)
+			}
+		}
+	}
+	return false, nil
 }
 
 // watchLeadership marks the node ready to propose only after a barrier: a new leader MUST NOT
