@@ -66,10 +66,18 @@ func TestNodeRefusesToCosignAgainstItsStoredState(t *testing.T) {
 	}
 	db.Close()
 	tn.start(m3)
+	tn.leader() // node3 may have led: wait for the new election
 
 	for i := 20; i < 30; i++ {
-		if code, out := post(t, tn.members[0].url(), s.body(fmt.Appendf(nil, `{"i":%d}`, i))); code != http.StatusCreated {
-			t.Fatalf("submit after restart: %d %v", code, out)
+		for attempt := 0; ; attempt++ {
+			code, out := post(t, tn.members[0].url(), s.body(fmt.Appendf(nil, `{"i":%d}`, i)))
+			if code == http.StatusCreated {
+				break
+			}
+			if code != http.StatusServiceUnavailable || attempt > 100 {
+				t.Fatalf("submit after restart: %d %v", code, out)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
