@@ -8,6 +8,7 @@
 //	                               make one member's keys
 //	witness membership sign|merge|submit
 //	                               sign, merge and submit the next membership version
+//	witness rebuild --data-dir DIR set a stopped member's replicated state aside
 package main
 
 import (
@@ -24,6 +25,7 @@ commands:
   keygen   make one member's keys and print its policy and membership lines
   membership
            sign, merge and submit the next membership version
+  rebuild  set a stopped member's replicated state aside, to be rebuilt from its peers
 
 Run "witness <command> --help" for a command's flags.
 `
@@ -45,6 +47,8 @@ func main() {
 		os.Exit(keygenCmd(args, os.Stdout, os.Stderr))
 	case "membership":
 		os.Exit(membershipCmd(args, os.Stdout, os.Stderr))
+	case "rebuild":
+		os.Exit(rebuildCmd(args, os.Stdout, os.Stderr))
 	case "healthcheck":
 		os.Exit(healthcheckCmd(args))
 	case "help", "-h", "--help":

@@ -191,6 +191,9 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 			rc.NoSnapshotRestoreOnStart = false
 		}
 	}
+	if !has && cfg.Join {
+		cfg.Logger.Info("no raft state: joining (not bootstrapping); the leader will send the log")
+	}
 	if !has && !cfg.Join {
 		var servers []raft.Server
 		for _, p := range cfg.Peers {

@@ -67,6 +67,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.witness = w
+	// A member that has cosigned before but has no raft state is being rebuilt from its peers
+	// (witness rebuild): it must not bootstrap a cluster of its own, it waits to be caught up.
+	var cosignedBefore bool
+	if ww, ok := w.(*witness.Witness); ok {
+		if st, err := ww.Last(cfg.Origin); err == nil && st != nil && st.Size > 0 {
+			cosignedBefore = true
+		}
+	}
 	n.closers = append(n.closers, func(context.Context) error { return w.Close() })
 	n.ledger, err = ledger.Open(ctx, ledger.Config{Path: filepath.Join(cfg.DataDir, "state.db"), OnBoundary: n.collector.onBoundary,
 		Merge: mergeSignatures, Genesis: cfg.Genesis, Logger: n.log})
@@ -99,7 +107,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cc := cfg.Consensus
 	cc.ID, cc.Dir, cc.Transport, cc.Logger = cfg.Name, filepath.Join(cfg.DataDir, "raft"), trans, n.log
-	cc.Peers, cc.Join = nil, cfg.Join
+	cc.Peers, cc.Join = nil, cfg.Join || cosignedBefore
 	for _, p := range cfg.Peers {
 		cc.Peers = append(cc.Peers, consensus.Peer{ID: p.Name, Address: p.RaftAddr})
 	}
