@@ -363,12 +363,11 @@ func snapshotCatchup(t *testing.T, c *cluster) (Window, string) {
 	}
 	from := c.rec.Now()
 	c.kill(f)
-	// Far more raft entries than trailing_logs + snapshot_threshold (64 + 128) plus what whole
-	// WAL segments keep beyond that, and time for several snapshot intervals, so the leader no
-	// longer has the entries the follower misses.
-	c.poll(t, 3*time.Minute, "the leader to move 1500 raft indexes on", func() bool {
+	// Far more raft entries than trailing_logs + snapshot_threshold (64 + 128), and time for two
+	// snapshot intervals, so the leader no longer has the entries the follower misses.
+	c.poll(t, 2*time.Minute, "the leader to move 600 raft indexes on", func() bool {
 		s, err := c.status(leader)
-		return err == nil && s.AppliedIndex > before.AppliedIndex+1500 && time.Duration(c.rec.Now()-from) > 10*time.Second
+		return err == nil && s.AppliedIndex > before.AppliedIndex+600 && time.Duration(c.rec.Now()-from) > 6*time.Second
 	})
 	restart := time.Now()
 	c.start(f)
