@@ -372,7 +372,9 @@ func snapshotCatchup(t *testing.T, c *cluster) (Window, string) {
 	restart := time.Now()
 	c.start(f)
 	c.waitCaughtUp(t, c.nodes, 90*time.Second)
-	installed := strings.Contains(c.logs(f, restart), "Installed remote snapshot")
+	// The node applies the snapshot a moment before raft logs that it did, and docker shows the
+	// line a moment after that: give the log a few seconds.
+	installed := pollUntil(5*time.Second, func() bool { return strings.Contains(c.logs(f, restart), "Installed remote snapshot") })
 	if !installed {
 		t.Errorf("FAIL %s caught up without installing a snapshot: its raft log did not say \"Installed remote snapshot\"", f)
 	}
