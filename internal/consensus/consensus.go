@@ -298,9 +298,11 @@ func (n *Node) Voters() ([]Peer, error) {
 	return out, nil
 }
 
-// SetVoters makes raft's voters exactly want, on the leader: it adds the missing ones (or
-// updates their address) first, then removes the others, the leader itself last. Each change is
-// one raft configuration change, committed before the next. It returns whether anything changed.
+// SetVoters makes raft's voters exactly want, on the leader: it adds the missing ones first,
+// then removes the others, the leader itself last. Each change is one raft configuration change,
+// committed before the next. The address of a voter raft already has is left as it is: a wrong
+// address for a running member would cut it off, and enough of them would stall the network
+// beyond repair by the same means. It returns whether anything changed.
 func (n *Node) SetVoters(want []Peer, timeout time.Duration) (bool, error) {
 	if !n.IsLeader() {
 		return false, ErrNotLeader
@@ -317,7 +319,7 @@ func (n *Node) SetVoters(want []Peer, timeout time.Duration) (bool, error) {
 	changed := false
 	for _, p := range want {
 		wanted[p.ID] = true
-		if a, ok := cur[p.ID]; ok && a == p.Address {
+		if _, ok := cur[p.ID]; ok {
 			continue
 		}
 		n.log.Info("adding raft voter", "id", p.ID, "address", p.Address)

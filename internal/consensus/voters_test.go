@@ -45,6 +45,11 @@ func TestSetVotersJoinAndLeave(t *testing.T) {
 	if changed, err := lead.node.SetVoters(want, 5*time.Second); err != nil || changed {
 		t.Fatalf("SetVoters again: %v %v", changed, err)
 	}
+	// Another address for a voter raft has: left alone (a wrong line must not cut a member off).
+	moved := append([]Peer{{ID: "n1", Address: "elsewhere"}}, want[1:]...)
+	if changed, err := lead.node.SetVoters(moved, 5*time.Second); err != nil || changed {
+		t.Fatalf("SetVoters with another address: %v %v", changed, err)
+	}
 	c.waitConverged(20)
 	ids := func(n *Node) []string {
 		vs, err := n.Voters()
