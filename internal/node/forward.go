@@ -258,16 +258,30 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second})
 		return
 	}
-	results, err := n.raft.Propose(r.Context(), kind, recs)
-	if err != nil {
-		n.writeError(w, r, unavailable(err))
-		return
+	out := make([]forwardResult, len(recs))
+	var keep []int
+	var admitted [][]byte
+	for i, rec := range recs {
+		if err := n.readmit(kind, rec); err != nil {
+			n.log.Warn("refused a forwarded record that fails admission here", "member", member, "err", err)
+			n.metrics.rejected.Inc()
+			out[i].Error = fmt.Sprintf("refused by the leader: %v", err)
+			continue
+		}
+		keep, admitted = append(keep, i), append(admitted, rec)
 	}
-	out := make([]forwardResult, len(results))
-	for i, res := range results {
-		out[i] = forwardResult{Index: res.Index, Duplicate: res.Duplicate, Cosign: res.Cosign}
-		if res.Err != nil {
-			out[i].Error = res.Err.Error()
+	if len(admitted) > 0 {
+		results, err := n.raft.Propose(r.Context(), kind, admitted)
+		if err != nil {
+			n.writeError(w, r, unavailable(err))
+			return
+		}
+		for j, res := range results {
+			i := keep[j]
+			out[i] = forwardResult{Index: res.Index, Duplicate: res.Duplicate, Cosign: res.Cosign}
+			if res.Err != nil {
+				out[i].Error = res.Err.Error()
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
