@@ -25,10 +25,9 @@ type Gossip interface {
 	Validate(topic string, fn func(data []byte) bool) error
 }
 
-// Gossip topics.
-const (
-	topicEvidence = "/witnessnet/evidence"
-)
+// Gossip topics: one per log origin for its cosigned checkpoints, and one for evidence of
+// inconsistent checkpoints. The topic names are the node's; internal/p2p carries any topic.
+const topicEvidence = "/witnessnet/evidence"
 
 func checkpointTopic(origin string) string { return "/witnessnet/checkpoints/" + origin }
 

@@ -9,15 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Topics gossiped among members.
-const (
-	// TopicEvidence carries evidence of inconsistent checkpoints.
-	TopicEvidence = "/witnessnet/evidence"
-)
-
-// CheckpointTopic is the topic of one log's cosigned checkpoints.
-func CheckpointTopic(origin string) string { return "/witnessnet/checkpoints/" + origin }
-
 // Verdict is a validator's decision on a gossiped message.
 type Verdict int
 

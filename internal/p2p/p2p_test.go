@@ -256,7 +256,7 @@ func TestGossipValidators(t *testing.T) {
 	startHosts(t, peers, peers, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	topic := CheckpointTopic("example.org/log")
+	topic := "/witnessnet/checkpoints/example.org/log"
 	var gs []*Gossip
 	got := make(chan string, 16)
 	for _, p := range peers {
