@@ -60,14 +60,20 @@ func (n *Node) admit(body []byte) (*admitted, error) {
 	if len(req.PublicKeys) > maxPublicKeys {
 		return nil, errorf(http.StatusBadRequest, "too_many_keys", "%d public keys; at most %d", len(req.PublicKeys), maxPublicKeys)
 	}
-	m, err := intoto.ParseMetadata(raw)
+	return n.admitEnvelope(raw, req.Layout, req.PublicKeys)
+}
+
+// admitEnvelope is admission of one envelope with the layout and keys it was submitted with: on
+// a submission, and again on the leader for a record a member forwards (readmit).
+func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitted, error) {
+	m, err := intoto.ParseMetadata(env)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "malformed_envelope", "envelope: %v", err)
 	}
 	if len(m.Signatures) > maxSignatures {
 		return nil, errorf(http.StatusBadRequest, "too_many_signatures", "%d signatures; at most %d", len(m.Signatures), maxSignatures)
 	}
-	return n.admitInToto(raw, m, &req)
+	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
 }
 
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {

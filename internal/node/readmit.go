@@ -3,11 +3,9 @@ package node
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
-	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // readmit runs admission again, on the leader, for a record or co-signing contribution a member
@@ -56,13 +54,4 @@ func (n *Node) readmit(kind ledger.Kind, raw []byte) error {
 		}
 	}
 	return nil
-}
-
-// admitEnvelope is admission of one envelope with the layout and keys it was submitted with.
-func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitted, error) {
-	m, err := intoto.ParseMetadata(env)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
 }
