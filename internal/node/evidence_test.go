@@ -32,13 +32,7 @@ func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
 	victim, liar := tn.members[0], tn.members[1]
 	tn.waitCheckpoint(victim, 1)
 	// The liar signs (log key and witness key) a checkpoint of size 1 over another root.
-	ls, _ := note.NewSigner(liar.logSkey)
-	ws, _ := fnote.NewSignerForCosignatureV1(liar.witSkey)
-	body := fmt.Sprintf("%s\n1\n%s\n", testOrigin, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
-	forged, err := note.Sign(&note.Note{Text: body}, ls, ws)
-	if err != nil {
-		t.Fatal(err)
-	}
+	forged := forgeCheckpoint(t, liar, 1)
 	resp, err := http.Post(victim.url()+"/v1/cosignatures", "text/plain", bytes.NewReader(forged))
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +112,20 @@ func TestInconsistentMemberCosignatureStopsCosigning(t *testing.T) {
 	if halted(victim) || len(victim.node.collector.Evidences()) != 0 {
 		t.Fatal("the evidence file was moved away, yet the victim still refuses")
 	}
+}
+
+// forgeCheckpoint is a checkpoint of size over another root, signed by m's log key and cosigned by
+// its witness key: what a lying member would push.
+func forgeCheckpoint(t *testing.T, m *testMember, size uint64) []byte {
+	t.Helper()
+	ls, _ := note.NewSigner(m.logSkey)
+	ws, _ := fnote.NewSignerForCosignatureV1(m.witSkey)
+	body := fmt.Sprintf("%s\n%d\n%s\n", testOrigin, size, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
+	forged, err := note.Sign(&note.Note{Text: body}, ls, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forged
 }
 
 func halted(m *testMember) bool {

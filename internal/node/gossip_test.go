@@ -5,16 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"testing"
 	"time"
-
-	fnote "github.com/transparency-dev/formats/note"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/witnessnet/witnessnet/internal/p2p"
 )
@@ -77,13 +72,7 @@ func TestGossipSpreadsEvidence(t *testing.T) {
 	tn.waitCheckpoint(victim, 1)
 	tn.waitCheckpoint(bystander, 1)
 
-	ls, _ := note.NewSigner(liar.logSkey)
-	ws, _ := fnote.NewSignerForCosignatureV1(liar.witSkey)
-	body := fmt.Sprintf("%s\n1\n%s\n", testOrigin, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
-	forged, err := note.Sign(&note.Note{Text: body}, ls, ws)
-	if err != nil {
-		t.Fatal(err)
-	}
+	forged := forgeCheckpoint(t, liar, 1)
 	resp, err := http.Post(victim.url()+"/v1/cosignatures", "text/plain", bytes.NewReader(forged))
 	if err != nil {
 		t.Fatal(err)
