@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -17,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/localnet"
-	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
 // A member rebuilt with witness rebuild (replicated state set aside, witness state kept) is
@@ -35,30 +33,26 @@ func TestRebuildMemberFromPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	derBytes, _ := x509.MarshalPKIXPublicKey(pub)
-	der := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: derBytes}))
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	keys := []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}
 	down := -1
 	submit := func(i int) {
 		t.Helper()
-		payload := fmt.Appendf(nil, `{"rebuild":%d}`, i)
-		sig := ed25519.Sign(priv, verify.PAE("application/json", payload))
-		env, _ := json.Marshal(map[string]any{"payloadType": "application/json", "payload": base64.StdEncoding.EncodeToString(payload),
-			"signatures": []map[string]string{{"keyid": "", "sig": base64.StdEncoding.EncodeToString(sig)}}})
-		body, _ := json.Marshal(map[string]any{"envelope": json.RawMessage(env), "public_keys": []string{der}})
+		env, err := client.SignDocument(fmt.Appendf(nil, `{"rebuild":%d}`, i), "dsse", "application/json", priv, "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		for attempt := 0; ; attempt++ {
 			target := (i + attempt) % 3
 			if target == down {
 				target = (target + 1) % 3
 			}
-			resp, err := http.Post(nw.URLs()[target]+"/v1/entries", "application/json", bytes.NewReader(body))
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK {
-					return
-				}
+			status, _, err := client.Submit(client.NewAPI(nw.URLs()[target]), env, "", keys)
+			if err == nil && (status == http.StatusCreated || status == http.StatusOK) {
+				return
 			}
 			if attempt > 100 {
-				t.Fatalf("submit %d: %v", i, err)
+				t.Fatalf("submit %d: %d %v", i, status, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
