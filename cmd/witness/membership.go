@@ -24,57 +24,50 @@ import (
 // set up by hand: log.key, witness.key and p2p.key in DIR, and the lines the member's entries
 // in policy.txt and membership.txt need, on standard output.
 func keygenCmd(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("witness keygen", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return exitCode("keygen", keygen(args, stdout, stderr), stderr)
+}
+
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("keygen", stderr)
 	name := fs.String("name", "", "member name: the witness key's name (required)")
 	origin := fs.String("origin", DefaultOrigin, "the network's log origin: the log key's name")
 	url := fs.String("url", "", "the member's public base URL, for its policy line (required)")
 	dir := fs.String("dir", ".", "directory to write the keys to")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *name == "" || *url == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "witness keygen: --name and --url are required")
-		return 2
+		return &usageError{"--name and --url are required"}
 	}
 	for _, f := range []string{"log.key", "witness.key", "p2p.key"} {
 		if _, err := os.Stat(filepath.Join(*dir, f)); err == nil {
-			fmt.Fprintf(stderr, "witness keygen: %s already exists; refusing to overwrite a key\n", filepath.Join(*dir, f))
-			return 1
+			return fmt.Errorf("%s already exists; refusing to overwrite a key", filepath.Join(*dir, f))
 		}
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "witness keygen: %v\n", err)
-		return 1
+		return err
 	}
 	m, err := localnet.NewMember(*name, *origin)
 	if err != nil {
-		fmt.Fprintf(stderr, "witness keygen: %v\n", err)
-		return 1
+		return err
 	}
 	for file, key := range map[string]string{"log.key": m.LogSkey, "witness.key": m.WitSkey} {
 		if err := os.WriteFile(filepath.Join(*dir, file), []byte(key+"\n"), 0o600); err != nil {
-			fmt.Fprintf(stderr, "witness keygen: %v\n", err)
-			return 1
+			return err
 		}
 	}
 	p2pKey, err := p2p.LoadIdentity(filepath.Join(*dir, "p2p.key")) // creates it
 	if err != nil {
-		fmt.Fprintf(stderr, "witness keygen: %v\n", err)
-		return 1
+		return err
 	}
 	id, err := p2p.PeerID(p2pKey.Public().(ed25519.PublicKey))
 	if err != nil {
-		fmt.Fprintf(stderr, "witness keygen: %v\n", err)
-		return 1
+		return err
 	}
 	fmt.Fprintf(stderr, "wrote %s, %s and %s; keep them private\n",
 		filepath.Join(*dir, "log.key"), filepath.Join(*dir, "witness.key"), filepath.Join(*dir, "p2p.key"))
 	fmt.Fprintf(stdout, "log %s\nwitness %s %s %s\npeer %s %s\n", m.LogVkey, *name, m.WitVkey, strings.TrimRight(*url, "/"), *name, id)
-	return 0
+	return nil
 }
 
 // membershipCmd signs, merges and submits membership versions: every member whose signature
@@ -100,17 +93,21 @@ func membershipCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "witness membership: unknown command %q\n\n%s", args[0], membershipUsage)
 		return 2
 	}
+	return exitCode("membership "+args[0], err, stderr)
+}
+
+// exitCode reports a command's error and turns it into the exit status: 0 for success or
+// --help, 2 for bad usage, 1 for anything else.
+func exitCode(cmd string, err error, stderr io.Writer) int {
 	var usageErr *usageError
 	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, pflag.ErrHelp):
+	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
 	case errors.As(err, &usageErr):
-		fmt.Fprintf(stderr, "witness membership %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "witness %s: %v\n", cmd, err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "witness membership %s: %v\n", args[0], err)
+	fmt.Fprintf(stderr, "witness %s: %v\n", cmd, err)
 	return 1
 }
 
@@ -128,8 +125,8 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-func flagSet(name string, stderr io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("witness membership "+name, pflag.ContinueOnError)
+func flagSet(cmd string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("witness "+cmd, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
 }
@@ -153,7 +150,7 @@ func writeOut(path string, data []byte, stdout io.Writer) error {
 }
 
 func membershipSign(args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("sign", stderr)
+	fs := flagSet("membership sign", stderr)
 	keyPath := fs.String("key", "", "the member's witness.key")
 	name := fs.String("name", "", "the member's name (the witness key's name)")
 	out := fs.String("out", "", "output file (default: standard output)")
@@ -186,7 +183,7 @@ func membershipSign(args []string, stdout, stderr io.Writer) error {
 }
 
 func membershipMerge(args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("merge", stderr)
+	fs := flagSet("membership merge", stderr)
 	out := fs.String("out", "", "output file (default: standard output)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -210,7 +207,7 @@ func membershipMerge(args []string, stdout, stderr io.Writer) error {
 }
 
 func membershipSubmit(args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("submit", stderr)
+	fs := flagSet("membership submit", stderr)
 	server := fs.String("server", "", "a member's base URL")
 	if err := parseFlags(fs, args); err != nil {
 		return err

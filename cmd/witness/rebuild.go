@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/spf13/pflag"
 )
 
 // rebuildCmd prepares a stopped member to be rebuilt from its peers: it moves the replicated
@@ -18,22 +16,20 @@ import (
 // which sends it a snapshot and the log; it checks what it receives against its own tree and
 // cosigns only what is consistent with what it cosigned before.
 func rebuildCmd(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("witness rebuild", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return exitCode("rebuild", rebuild(args, stdout, stderr), stderr)
+}
+
+func rebuild(args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("rebuild", stderr)
 	dataDir := fs.String("data-dir", "", "the stopped node's data directory (required)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *dataDir == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "witness rebuild: --data-dir is required (stop the node first)")
-		return 2
+		return &usageError{"--data-dir is required (stop the node first)"}
 	}
 	if _, err := os.Stat(filepath.Join(*dataDir, "witness.db")); err != nil {
-		fmt.Fprintf(stderr, "witness rebuild: %s has no witness.db; a member without its witness state is a new member (give it a new witness key)\n", *dataDir)
-		return 1
+		return fmt.Errorf("%s has no witness.db; a member without its witness state is a new member (give it a new witness key)", *dataDir)
 	}
 	aside := filepath.Join(*dataDir, "rebuilt-"+time.Now().UTC().Format("20060102T150405Z"))
 	moved := 0
@@ -43,12 +39,10 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if err := os.MkdirAll(aside, 0o700); err != nil {
-			fmt.Fprintf(stderr, "witness rebuild: %v\n", err)
-			return 1
+			return err
 		}
 		if err := os.Rename(from, filepath.Join(aside, name)); err != nil {
-			fmt.Fprintf(stderr, "witness rebuild: %v\n", err)
-			return 1
+			return err
 		}
 		fmt.Fprintf(stdout, "moved %s to %s\n", from, aside)
 		moved++
@@ -57,5 +51,5 @@ func rebuildCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s holds no replicated state; nothing to move\n", *dataDir)
 	}
 	fmt.Fprintln(stdout, "kept witness.db (and evidence.jsonl, if any); start the node: it will be caught up by its peers")
-	return 0
+	return nil
 }
