@@ -314,12 +314,13 @@ func checkEntry(a *API, idx uint64, leafData []byte, layouts map[string]*intoto.
 		if !ok {
 			return fmt.Errorf("layout %s has no step %q", leaf.Layout, m.Link.Name)
 		}
-		if bad := m.Unverified(l.Functionaries(step)); len(bad) > 0 || len(m.Signatures) == 0 {
+		signers, bad := m.Check(l.Functionaries(step))
+		if len(bad) > 0 || len(m.Signatures) == 0 {
 			return fmt.Errorf("a signature is not by a functionary of step %s", step.Name)
 		}
 		// A threshold link is appended only once k distinct functionaries signed it; fewer means
 		// a member put it in the log past admission.
-		if n := len(m.Signers(l.Functionaries(step))); n < step.Threshold {
+		if n := len(signers); n < step.Threshold {
 			return fmt.Errorf("a link of step %s (threshold %d) signed by %d distinct functionaries", step.Name, step.Threshold, n)
 		}
 		return nil

@@ -40,19 +40,21 @@ func parseKeys(list []string) ([]*intoto.Key, error) {
 }
 
 // requireAllSigned requires every signature on a document to verify under one of keys: a
-// signature nobody can check is rejected, not stored half-trusted.
-func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string) error {
+// signature nobody can check is rejected, not stored half-trusted. It returns the keys that
+// signed, distinct by material.
+func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string) ([]*intoto.Key, error) {
 	if len(m.Signatures) == 0 {
-		return errorf(http.StatusBadRequest, "unsigned", "the envelope carries no signature")
+		return nil, errorf(http.StatusBadRequest, "unsigned", "the envelope carries no signature")
 	}
 	if len(keys) == 0 {
-		return errorf(http.StatusBadRequest, "no_keys", "no public keys were sent to check the envelope's signatures")
+		return nil, errorf(http.StatusBadRequest, "no_keys", "no public keys were sent to check the envelope's signatures")
 	}
-	if bad := m.Unverified(keys); len(bad) > 0 {
+	signers, bad := m.Check(keys)
+	if len(bad) > 0 {
 		s := m.Signatures[bad[0]]
-		return errorf(http.StatusBadRequest, code, "signature %d (keyid %q) does not verify under the keys sent", bad[0], s.KeyID)
+		return nil, errorf(http.StatusBadRequest, code, "signature %d (keyid %q) does not verify under the keys sent", bad[0], s.KeyID)
 	}
-	return nil
+	return signers, nil
 }
 
 // admitInToto applies the in-toto admission rules to a parsed document.
@@ -68,7 +70,8 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 		if req.Layout != "" {
 			return nil, errorf(http.StatusBadRequest, "layout_for_layout", "a layout is registered on its own; layout names the layout a link belongs to")
 		}
-		if err := requireAllSigned(m, keys, "bad_signature"); err != nil {
+		signers, err := requireAllSigned(m, keys, "bad_signature")
+		if err != nil {
 			return nil, err
 		}
 		if err := m.Layout.Validate(); err != nil {
@@ -78,7 +81,7 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 			return nil, errorf(http.StatusBadRequest, "layout_expired", "the layout expired at %s", m.Layout.Expires.Format(time.RFC3339))
 		}
 		terms = append(terms, ledger.Term(ledger.TermLayout, id.String()))
-		terms = append(terms, keyTerms(m.Signers(keys))...)
+		terms = append(terms, keyTerms(signers)...)
 	case intoto.KindLink:
 		if req.Layout == "" {
 			return nil, errorf(http.StatusBadRequest, "layout_required", "a link must name the registered layout it belongs to (layout: sha256:<hex>)")
@@ -88,10 +91,11 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 		if req.Layout != "" {
 			return nil, errorf(http.StatusBadRequest, "not_a_link", "only links belong to a layout; this envelope is a %s", m.Kind)
 		}
-		if err := requireAllSigned(m, keys, "bad_signature"); err != nil {
+		signers, err := requireAllSigned(m, keys, "bad_signature")
+		if err != nil {
 			return nil, err
 		}
-		terms = append(terms, keyTerms(m.Signers(keys))...)
+		terms = append(terms, keyTerms(signers)...)
 		if m.Statement != nil {
 			for _, s := range m.Statement.Subject {
 				terms = append(terms, digestTerms(s.Digest)...)
@@ -121,10 +125,10 @@ func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*a
 	if len(m.Signatures) == 0 {
 		return nil, errorf(http.StatusBadRequest, "unsigned", "the link carries no signature")
 	}
-	if bad := m.Unverified(funcs); len(bad) > 0 {
+	signers, bad := m.Check(funcs)
+	if len(bad) > 0 {
 		return nil, errorf(http.StatusForbidden, "unauthorized_signer", "signature %d (keyid %q) is not by a functionary of step %q", bad[0], m.Signatures[bad[0]].KeyID, step.Name)
 	}
-	signers := m.Signers(funcs)
 	terms := []string{
 		ledger.Term(ledger.TermType, intoto.KindLink.String()),
 		ledger.Term(ledger.TermLayout, req.Layout),

@@ -14,6 +14,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Key is a public key as in-toto names it: securesystemslib's key type, signature scheme and
@@ -192,7 +194,7 @@ func (k *Key) checkScheme() error {
 func (k *Key) Verify(msg, sig []byte) bool {
 	switch pub := k.Public.(type) {
 	case ed25519.PublicKey:
-		return ed25519.Verify(pub, msg, sig)
+		return verifyEd25519(pub, msg, sig)
 	case *ecdsa.PublicKey:
 		var d []byte
 		if k.Scheme == "ecdsa-sha2-nistp384" {
@@ -229,4 +231,16 @@ func rsaHash(scheme string, msg []byte) (crypto.Hash, []byte) {
 		return crypto.SHA512, s[:]
 	}
 	return 0, nil
+}
+
+// stdlibRules makes curve25519-voi accept exactly what crypto/ed25519 accepts (cofactorless
+// equation, non-canonical and small-order public keys allowed, canonical S required); it
+// verifies in about half the time on amd64 (see BenchmarkVerifyEd25519).
+var stdlibRules = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
+func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
+	if len(pub) != ed25519.PublicKeySize {
+		return false
+	}
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlibRules)
 }

@@ -204,34 +204,56 @@ func (m *Metadata) SignedBytes() []byte { return m.signed }
 // statement, whoever signed them.
 func (m *Metadata) PayloadDigest() [32]byte { return sha256.Sum256(m.signed) }
 
-// Signers returns the keys, distinct by key material, that made at least one valid signature.
-// Every signature is tried against every key: key ID strings only order the work, so a key
-// listed under another ID still counts, and one key never counts twice.
-func (m *Metadata) Signers(keys []*Key) []*Key {
-	var out []*Key
-	for _, k := range keys {
-		if slices.ContainsFunc(out, k.Same) {
+// Check verifies each signature once against keys. It returns the keys, distinct by key
+// material and in the order of keys, that made at least one valid signature, and the indexes of
+// the signatures no key verifies. Key ID strings only order the work: a signature is tried first
+// against the keys listed under its keyid, then against the rest, so a key listed under another
+// ID still counts. One signature counts for one key at most, and one key never counts twice.
+func (m *Metadata) Check(keys []*Key) (signers []*Key, unverified []int) {
+	made := make([]bool, len(keys))
+	for i, s := range m.Signatures {
+		j := m.signerOf(keys, s)
+		if j < 0 {
+			unverified = append(unverified, i)
 			continue
 		}
-		for _, s := range m.Signatures {
-			if k.Verify(m.signed, s.Sig) {
-				out = append(out, k)
-				break
-			}
+		// Several entries of keys may hold the same material: the first of them counts.
+		made[slices.IndexFunc(keys, keys[j].Same)] = true
+	}
+	for j, k := range keys {
+		if made[j] {
+			signers = append(signers, k)
 		}
 	}
-	return out
+	return signers, unverified
 }
 
-// Unverified returns the indexes of signatures that no key in keys verifies.
-func (m *Metadata) Unverified(keys []*Key) []int {
-	var out []int
-	for i, s := range m.Signatures {
-		if !slices.ContainsFunc(keys, func(k *Key) bool { return k.Verify(m.signed, s.Sig) }) {
-			out = append(out, i)
+// signerOf returns the index in keys of a key that verifies s, or -1.
+func (m *Metadata) signerOf(keys []*Key, s Signature) int {
+	for j, k := range keys {
+		if k.KeyID == s.KeyID && k.Verify(m.signed, s.Sig) {
+			return j
 		}
 	}
-	return out
+	for j, k := range keys {
+		if k.KeyID != s.KeyID && k.Verify(m.signed, s.Sig) {
+			return j
+		}
+	}
+	return -1
+}
+
+// Signers returns the keys, distinct by key material, that made at least one valid signature
+// (see Check).
+func (m *Metadata) Signers(keys []*Key) []*Key {
+	signers, _ := m.Check(keys)
+	return signers
+}
+
+// Unverified returns the indexes of signatures that no key in keys verifies (see Check).
+func (m *Metadata) Unverified(keys []*Key) []int {
+	_, bad := m.Check(keys)
+	return bad
 }
 
 // MergeSignatures combines two signed copies of the same document into one carrying every
