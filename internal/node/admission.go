@@ -22,11 +22,20 @@ type submitRequest struct {
 	PublicKeys []string        `json:"public_keys,omitempty"`
 }
 
-// submitResponse answers an accepted entry.
-type submitResponse struct {
-	Index uint64 `json:"index"`
-	Entry string `json:"entry"`
+// submitAnswer is the body of a successful submission. A record appended (201) or already in
+// the log (200) has index and entry; a threshold contribution has pending, signatures and
+// threshold (202 while short, 201 when it completed the group, with index and entry) or, for a
+// group already complete, index, pending and complete (200).
+type submitAnswer struct {
+	Index      *uint64 `json:"index,omitempty"`
+	Entry      string  `json:"entry,omitempty"`
+	Pending    string  `json:"pending,omitempty"`
+	Signatures int     `json:"signatures,omitempty"`
+	Threshold  int     `json:"threshold,omitempty"`
+	Complete   bool    `json:"complete,omitempty"`
 }
+
+func indexOf(i uint64) *uint64 { return &i }
 
 // Bounds on one submission's verification work, which grows with signatures times candidate
 // keys: no in-toto step needs more functionaries than this.
@@ -40,13 +49,8 @@ const (
 // when it returns one.
 func (n *Node) admit(body []byte) (*admitted, error) {
 	var req submitRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, errorf(http.StatusBadRequest, "malformed_request", "request body: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errorf(http.StatusBadRequest, "malformed_request", "request body: trailing data after the JSON object")
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
 	}
 	raw := bytes.TrimSpace(req.Envelope)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -76,19 +80,39 @@ func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitte
 	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
 }
 
-func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+// decodeStrict decodes one JSON object with no unknown fields and nothing after it.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "malformed_request", "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "malformed_request", "request body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// readSubmission reads a submission's JSON body, at most max_request_bytes.
+func (n *Node) readSubmission(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			n.writeError(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body exceeds %d bytes", n.cfg.MaxRequestBytes))
-			return
+			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "request body exceeds %d bytes", n.cfg.MaxRequestBytes)
 		}
-		n.writeError(w, r, errorf(http.StatusBadRequest, "malformed_request", "read body: %v", err))
-		return
+		return nil, errorf(http.StatusBadRequest, "malformed_request", "read body: %v", err)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		n.writeError(w, r, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"))
+		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+	}
+	return body, nil
+}
+
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readSubmission(w, r)
+	if err != nil {
+		n.writeError(w, r, err)
 		return
 	}
 	adm, err := n.admit(body)
@@ -97,64 +121,72 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
+	var status int
+	var ans submitAnswer
 	if adm.cosign != nil {
-		n.contribute(w, r, adm.cosign)
-		return
+		status, ans, err = n.contribute(r.Context(), adm.cosign)
+	} else {
+		status, ans, err = n.appendRecord(r.Context(), adm.rec)
 	}
-	rec := adm.rec
-	if idx, err := n.ledger.Lookup(rec.Identity); err == nil {
-		writeJSON(w, http.StatusOK, submitResponse{Index: idx, Entry: rec.Identity.String()})
-		return
-	}
-	res, err := n.append(r.Context(), rec)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, status, ans)
+}
+
+// appendRecord appends an admitted record unless its envelope is already in the log, and says
+// how to answer: 201 appended, 200 already there.
+func (n *Node) appendRecord(ctx context.Context, rec *ledger.Record) (int, submitAnswer, error) {
+	if idx, err := n.ledger.Lookup(rec.Identity); err == nil {
+		return http.StatusOK, submitAnswer{Index: indexOf(idx), Entry: rec.Identity.String()}, nil
+	}
+	res, err := n.append(ctx, rec)
+	if err != nil {
+		return 0, submitAnswer{}, err
+	}
+	return recordAnswer(rec, res)
+}
+
+func recordAnswer(rec *ledger.Record, res ledger.Result) (int, submitAnswer, error) {
 	status := http.StatusCreated
 	if res.Duplicate {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, submitResponse{Index: res.Index, Entry: rec.Identity.String()})
+	return status, submitAnswer{Index: indexOf(res.Index), Entry: rec.Identity.String()}, nil
 }
 
-// pendingResponse202 answers a contribution that left its group short of signatures.
-type pendingResponse202 struct {
-	Pending    string `json:"pending"`
-	Signatures int    `json:"signatures"`
-	Threshold  int    `json:"threshold"`
-}
-
-// contribute replicates a contribution to a threshold link and answers 202 while the group is
-// short of signatures, 201 when this contribution completed it, 200 if it was already complete.
-func (n *Node) contribute(w http.ResponseWriter, r *http.Request, con *ledger.Contribution) {
+// contribute replicates a contribution to a threshold link and says how to answer: 202 while the
+// group is short of signatures, 201 when this contribution completed it, 200 if it was already
+// complete.
+func (n *Node) contribute(ctx context.Context, con *ledger.Contribution) (int, submitAnswer, error) {
 	b, _ := con.MarshalBinary()
-	res, err := n.proposeNow(r.Context(), ledger.KindCosign, [][]byte{b})
+	res, err := n.proposeNow(ctx, ledger.KindCosign, [][]byte{b})
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return 0, submitAnswer{}, err
 	}
 	out := res[0]
 	if out.Err == nil && out.Cosign != nil && out.Cosign.Appended {
-		n.awaitLocal(r.Context(), out.Index)
+		n.awaitLocal(ctx, out.Index)
 	}
 	switch {
 	case out.Err != nil:
-		n.writeError(w, r, errorf(http.StatusConflict, "cosign_rejected", "%v", out.Err))
+		return 0, submitAnswer{}, errorf(http.StatusConflict, "cosign_rejected", "%v", out.Err)
 	case out.Cosign == nil:
-		n.writeError(w, r, fmt.Errorf("co-signing answered without a group state"))
+		return 0, submitAnswer{}, fmt.Errorf("co-signing answered without a group state")
 	case out.Duplicate:
-		writeJSON(w, http.StatusOK, map[string]any{"index": out.Index, "pending": out.Cosign.Group, "complete": true})
+		return http.StatusOK, submitAnswer{Index: indexOf(out.Index), Pending: out.Cosign.Group, Complete: true}, nil
 	case out.Cosign.Appended:
 		n.metrics.appended.Inc()
-		e, err := n.ledger.Entry(r.Context(), out.Index)
+		e, err := n.ledger.Entry(ctx, out.Index)
 		entry := ""
 		if err == nil {
 			entry = ledger.IdentityOf(e.Envelope).String()
 		}
-		writeJSON(w, http.StatusCreated, map[string]any{"index": out.Index, "entry": entry, "pending": out.Cosign.Group, "signatures": out.Cosign.Signatures, "threshold": out.Cosign.Threshold})
+		return http.StatusCreated, submitAnswer{Index: indexOf(out.Index), Entry: entry, Pending: out.Cosign.Group,
+			Signatures: out.Cosign.Signatures, Threshold: out.Cosign.Threshold}, nil
 	default:
-		writeJSON(w, http.StatusAccepted, pendingResponse202{Pending: out.Cosign.Group, Signatures: out.Cosign.Signatures, Threshold: out.Cosign.Threshold})
+		return http.StatusAccepted, submitAnswer{Pending: out.Cosign.Group, Signatures: out.Cosign.Signatures, Threshold: out.Cosign.Threshold}, nil
 	}
 }
 
@@ -162,7 +194,21 @@ func (n *Node) contribute(w http.ResponseWriter, r *http.Request, con *ledger.Co
 // MUST NOT return success before a raft quorum has committed the entry.
 func (n *Node) append(ctx context.Context, rec *ledger.Record) (ledger.Result, error) {
 	b, _ := rec.MarshalBinary()
-	res, err := n.proposer.propose(ctx, b)
+	done, err := n.proposer.enqueue(b)
+	if err != nil {
+		return ledger.Result{}, err
+	}
+	res, err := n.committed(ctx, done)
+	if err != nil {
+		return res, err
+	}
+	n.awaitLocal(ctx, res.Index)
+	return res, nil
+}
+
+// committed waits for a queued record's outcome: its result, or an *Error.
+func (n *Node) committed(ctx context.Context, done <-chan proposeResult) (ledger.Result, error) {
+	res, err := n.proposer.wait(ctx, done)
 	if err != nil {
 		return ledger.Result{}, err
 	}
@@ -170,7 +216,6 @@ func (n *Node) append(ctx context.Context, rec *ledger.Record) (ledger.Result, e
 		return res, errorf(http.StatusBadRequest, "rejected", "%v", res.Err)
 	}
 	n.metrics.appended.Inc()
-	n.awaitLocal(ctx, res.Index)
 	return res, nil
 }
 

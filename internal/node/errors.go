@@ -24,14 +24,20 @@ func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// writeError answers err as JSON. An error that is not an *Error is an internal failure: it is
-// logged and answered as a 500 without its text.
-func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// asError is the *Error to answer err with. An error that is not an *Error is an internal
+// failure: it is logged and answered as a 500 without its text.
+func (n *Node) asError(r *http.Request, err error) *Error {
 	var e *Error
 	if !errors.As(err, &e) {
 		n.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 	}
+	return e
+}
+
+// writeError answers err as JSON (see asError).
+func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := n.asError(r, err)
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(e.RetryAfter.Round(time.Second)/time.Second))))
 	}

@@ -71,18 +71,24 @@ func newProposer(n *Node) *proposer {
 	return p
 }
 
-// propose queues one record and waits for its result. A full queue is overload: 429.
-func (p *proposer) propose(ctx context.Context, rec []byte) (ledger.Result, error) {
+// enqueue queues one record; its result arrives on the returned channel. A full queue is
+// overload: 429.
+func (p *proposer) enqueue(rec []byte) (<-chan proposeResult, error) {
 	it := pending{rec: rec, done: make(chan proposeResult, 1)}
 	select {
 	case p.queue <- it:
+		return it.done, nil
 	default:
 		p.n.metrics.overload.Inc()
-		return ledger.Result{}, &Error{Status: http.StatusTooManyRequests, Code: "overloaded",
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: "overloaded",
 			Message: "the node's proposal queue is full", RetryAfter: time.Second}
 	}
+}
+
+// wait waits for the result of a queued record.
+func (p *proposer) wait(ctx context.Context, done <-chan proposeResult) (ledger.Result, error) {
 	select {
-	case r := <-it.done:
+	case r := <-done:
 		return r.res, r.err
 	case <-ctx.Done():
 		// The record may still be appended; the client learns its index by resubmitting.
@@ -261,8 +267,10 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 	out := make([]forwardResult, len(recs))
 	var keep []int
 	var admitted [][]byte
+	refused := make([]error, len(recs))
+	parallel(len(recs), func(i int) { refused[i] = n.readmit(kind, recs[i]) })
 	for i, rec := range recs {
-		if err := n.readmit(kind, rec); err != nil {
+		if err := refused[i]; err != nil {
 			n.log.Warn("refused a forwarded record that fails admission here", "member", member, "err", err)
 			n.metrics.rejected.Inc()
 			out[i].Error = fmt.Sprintf("refused by the leader: %v", err)

@@ -20,6 +20,7 @@ func (n *Node) routes() http.Handler {
 		mux.HandleFunc(pattern, n.metrics.instrument(route, fn))
 	}
 	h("POST /v1/entries", "submit", n.handleSubmit)
+	h("POST /v1/entries/batch", "submit_batch", n.handleSubmitBatch)
 	h("GET /v1/entries/{id}", "entry", n.handleEntry)
 	h("GET /v1/proof/inclusion", "inclusion", n.handleInclusion)
 	h("GET /v1/proof/consistency", "consistency", n.handleConsistency)

@@ -60,6 +60,7 @@ type loadResult struct {
 	lat     []time.Duration // sorted
 	indexes []uint64
 	started []time.Time
+	err     error // the first failure, if any
 }
 
 func (r *loadResult) rate() float64 { return float64(r.entries) / r.elapsed.Seconds() }
@@ -168,6 +169,87 @@ func openLoop(urls []string, bodies [][]byte, rate int, progress func(int)) *loa
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.entries = len(res.lat)
+	slices.Sort(res.lat)
+	return res
+}
+
+// submitBatch posts bodies as one POST /v1/entries/batch and fails unless every entry is in
+// the log.
+func submitBatch(c *http.Client, url string, bodies [][]byte) error {
+	entries := make([]json.RawMessage, len(bodies))
+	for i, b := range bodies {
+		entries[i] = b
+	}
+	req, _ := json.Marshal(map[string]any{"entries": entries})
+	resp, err := c.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	var out struct {
+		Results []struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return err
+	}
+	if len(out.Results) != len(bodies) {
+		return fmt.Errorf("%d results for %d entries", len(out.Results), len(bodies))
+	}
+	for _, r := range out.Results {
+		if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+			return fmt.Errorf("an entry of the batch: %d %s", r.Status, r.Message)
+		}
+	}
+	return nil
+}
+
+// closedLoopBatched runs `clients` submitters spread over urls, each posting `per` bodies at a
+// time, until every body is acknowledged. Latencies are per request (every entry of a batch
+// waits for the whole batch).
+func closedLoopBatched(urls []string, bodies [][]byte, clients, per int, progress func(int)) *loadResult {
+	c := newClient(clients)
+	var next, done atomic.Int64
+	var mu sync.Mutex
+	res := &loadResult{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Go(func() {
+			for {
+				lo := int(next.Add(int64(per)) - int64(per))
+				if lo >= len(bodies) {
+					return
+				}
+				chunk := bodies[lo:min(lo+per, len(bodies))]
+				t0 := time.Now()
+				err := submitBatch(c, urls[w%len(urls)], chunk)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					res.failed += len(chunk)
+					if res.err == nil {
+						res.err = err
+					}
+				} else {
+					res.entries += len(chunk)
+					res.lat = append(res.lat, d)
+				}
+				mu.Unlock()
+				if progress != nil {
+					progress(int(done.Add(int64(len(chunk)))))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
 	slices.Sort(res.lat)
 	return res
 }

@@ -20,12 +20,14 @@ import (
 )
 
 type options struct {
-	quick    bool
-	entries  int
-	clients  int
-	ledgerN  int
-	catchupN int
-	rows     map[string]bool
+	quick        bool
+	entries      int
+	clients      int
+	batch        int
+	batchClients int
+	ledgerN      int
+	catchupN     int
+	rows         map[string]bool
 }
 
 func main() {
@@ -34,6 +36,8 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "smaller counts (for a quick look; the table says which counts ran)")
 	flag.IntVar(&o.entries, "entries", 20000, "entries per append run")
 	flag.IntVar(&o.clients, "clients", 256, "concurrent submitters in the closed-loop run")
+	flag.IntVar(&o.batch, "batch", 200, "entries per request in the batched append run (1: no batched run)")
+	flag.IntVar(&o.batchClients, "batch-clients", 12, "concurrent submitters in the batched run")
 	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
 	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
 	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup,verify", "which rows to run")

@@ -1,0 +1,168 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+type batchAnswer struct {
+	Results []struct {
+		Status     int     `json:"status"`
+		Index      *uint64 `json:"index"`
+		Entry      string  `json:"entry"`
+		Pending    string  `json:"pending"`
+		Signatures int     `json:"signatures"`
+		Error      string  `json:"error"`
+		Message    string  `json:"message"`
+	} `json:"results"`
+}
+
+func postBatch(t *testing.T, url string, bodies ...[]byte) (int, batchAnswer, []byte) {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"entries": toRaw(bodies)})
+	resp, err := http.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out batchAnswer
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, raw
+}
+
+func toRaw(bodies [][]byte) []json.RawMessage {
+	out := make([]json.RawMessage, len(bodies))
+	for i, b := range bodies {
+		out[i] = b
+	}
+	return out
+}
+
+// A batch is answered entry by entry, as each entry would have been alone: good entries are
+// appended once, bad ones are refused with their own error and change nothing, duplicates
+// (earlier in the log or earlier in the same batch) answer 200 with the first index, threshold
+// links go to their co-signing group.
+func TestSubmitBatch(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	leader := tn.leader()
+	var follower *testMember
+	for _, m := range tn.members {
+		if m != leader {
+			follower = m
+		}
+	}
+	s, other := newSigner(t), newSigner(t)
+	code, out := post(t, leader.url(), s.body([]byte(`{"n":"earlier"}`)))
+	if code != http.StatusCreated {
+		t.Fatalf("earlier entry: %d %v", code, out)
+	}
+	earlier := uint64(out["index"].(float64))
+
+	owner, dev := newParty(t), newParty(t)
+	rb := []*party{newParty(t), newParty(t), newParty(t)}
+	code, out = post(t, leader.url(), submitBody(rebuildLayout(owner, dev, rb, time.Now().Add(time.Hour)), "", owner.pem))
+	if code != http.StatusCreated {
+		t.Fatalf("layout: %d %v", code, out)
+	}
+	layoutID := out["entry"].(string)
+
+	var bodies [][]byte
+	for i := range 40 {
+		bodies = append(bodies, s.body(fmt.Appendf(nil, `{"n":%d}`, i)))
+	}
+	wrongKey, _ := json.Marshal(map[string]any{"envelope": json.RawMessage(s.envelope([]byte(`{"n":"wrong key"}`))), "public_keys": []string{other.pem}})
+	bodies = append(bodies,
+		wrongKey,                             // 40: 400 bad_signature
+		[]byte(`{"envelope":{"payload":1}}`), // 41: 400 malformed_envelope
+		s.body([]byte(`{"n":"earlier"}`)),    // 42: 200, index earlier
+		s.body([]byte(`{"n":3}`)),            // 43: 200, index of 3
+		submitBody(signDSSE(linkOf("rebuild", digestA), rb[0]), layoutID), // 44: 202
+	)
+	code, ans, raw := postBatch(t, follower.url(), bodies...)
+	if code != http.StatusOK || len(ans.Results) != len(bodies) {
+		t.Fatalf("batch: %d %s", code, raw)
+	}
+	seen := map[uint64]bool{earlier: true}
+	for i := range 40 {
+		r := ans.Results[i]
+		if r.Status != http.StatusCreated || r.Index == nil || seen[*r.Index] || !strings.HasPrefix(r.Entry, "sha256:") {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+		seen[*r.Index] = true
+	}
+	want := []struct {
+		status int
+		code   string
+	}{{400, "bad_signature"}, {400, "malformed_envelope"}, {200, ""}, {200, ""}, {202, ""}}
+	for j, w := range want {
+		r := ans.Results[40+j]
+		if r.Status != w.status || r.Error != w.code || (w.code != "" && r.Message == "") {
+			t.Fatalf("entry %d: %+v, want %d %s", 40+j, r, w.status, w.code)
+		}
+	}
+	if *ans.Results[42].Index != earlier || *ans.Results[43].Index != *ans.Results[3].Index {
+		t.Fatalf("duplicates answered with other indexes: %+v %+v", ans.Results[42], ans.Results[43])
+	}
+	if ans.Results[44].Pending == "" || ans.Results[44].Signatures != 1 {
+		t.Fatalf("threshold link: %+v", ans.Results[44])
+	}
+	// 1 earlier entry, the layout, 40 new ones: on every member, and each new entry readable
+	// from the member it was sent to.
+	for _, m := range tn.members {
+		tn.waitCheckpoint(m, 42)
+		if got := m.node.ledger.Size(); got != 42 {
+			t.Fatalf("%s: size %d, want 42", m.name, got)
+		}
+	}
+	var entry struct {
+		Index uint64 `json:"index"`
+	}
+	if c := getJSON(t, follower.url()+"/v1/entries/"+ans.Results[39].Entry, &entry); c != 200 || entry.Index != *ans.Results[39].Index {
+		t.Fatalf("entry 39 on the member it was sent to: %d %+v", c, entry)
+	}
+}
+
+// A batch the node cannot take as a whole is refused as a whole, and nothing changes.
+func TestBadBatchChangesNothing(t *testing.T) {
+	tn := newTestNet(t, 1, func(c *Config) { c.MaxRequestBytes = 1 << 20 })
+	m := tn.leader()
+	s := newSigner(t)
+	one := string(s.body([]byte(`{"n":1}`)))
+	tooMany := `{"entries":[` + strings.TrimSuffix(strings.Repeat(`{},`, maxBatchEntries+1), ",") + `]}`
+	for _, tc := range []struct {
+		name, body, ct string
+		code           int
+		err            string
+	}{
+		{"not json", `{`, "application/json", 400, "malformed_request"},
+		{"unknown field", `{"entries":[` + one + `],"x":1}`, "application/json", 400, "malformed_request"},
+		{"trailing data", `{"entries":[` + one + `]}{}`, "application/json", 400, "malformed_request"},
+		{"no entries", `{"entries":[]}`, "application/json", 400, "batch_size"},
+		{"too many entries", tooMany, "application/json", 400, "batch_size"},
+		{"oversized", `{"entries":["` + strings.Repeat("x", 2<<20) + `"]}`, "application/json", 413, "too_large"},
+		{"wrong content type", `{"entries":[` + one + `]}`, "text/plain", 415, "unsupported_media_type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(m.url()+"/v1/entries/batch", tc.ct, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e map[string]string
+			_ = json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || e["error"] != tc.err {
+				t.Fatalf("got %d %v, want %d %s", resp.StatusCode, e, tc.code, tc.err)
+			}
+		})
+	}
+	if m.node.ledger.Size() != 0 {
+		t.Fatalf("a refused batch changed the log (size %d)", m.node.ledger.Size())
+	}
+}
