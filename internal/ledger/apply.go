@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -112,23 +111,39 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 
 // applyEntries stores the records of one command from index next on and returns the new next.
 func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, uint64, error) {
-	ids := tx.Bucket(bucketIdentity)
 	res := make([]Result, len(c.Records))
-	leaves := make([]*trillian.LogLeaf, 0, len(c.Records))
-	first := next
+	recs := make([]Record, len(c.Records))
+	hashes := make([][]byte, len(c.Records))
 	for i, raw := range c.Records {
-		var r Record
-		if err := r.UnmarshalBinary(raw); err != nil {
+		if err := recs[i].UnmarshalBinary(raw); err != nil {
 			res[i].Err = err
 			continue
 		}
-		if v := ids.Get(r.Identity[:]); v != nil {
-			res[i] = Result{Index: getU64(v), Duplicate: true}
+		hashes[i] = recs[i].Identity[:]
+	}
+	// Entries are found by identity through the tree's own identity index, which the leaves
+	// below are added to; an identity repeated within the command is a duplicate of its first.
+	stored, err := boltstore.SequencedIndexesTx(tx, st.tree.TreeId, hashes)
+	if err != nil {
+		return nil, 0, err
+	}
+	seen := make(map[Identity]uint64, len(c.Records))
+	leaves := make([]*trillian.LogLeaf, 0, len(c.Records))
+	first := next
+	for i := range recs {
+		r := &recs[i]
+		if res[i].Err != nil {
 			continue
 		}
-		if err := ids.Put(r.Identity[:], u64(next)); err != nil {
-			return nil, 0, err
+		if stored[i] >= 0 {
+			res[i] = Result{Index: uint64(stored[i]), Duplicate: true}
+			continue
 		}
+		if idx, ok := seen[r.Identity]; ok {
+			res[i] = Result{Index: idx, Duplicate: true}
+			continue
+		}
+		seen[r.Identity] = next
 		if r.Blob != nil {
 			if err := tx.Bucket(bucketBlobs).Put(u64(next), r.Blob); err != nil {
 				return nil, 0, err
@@ -169,21 +184,19 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 func (l *Ledger) Lookup(id Identity) (uint64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	var idx uint64
-	found := false
+	var idx []int64
 	err := l.st.db.View(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket(bucketIdentity).Get(id[:]); len(v) == 8 {
-			idx, found = binary.BigEndian.Uint64(v), true
-		}
-		return nil
+		var err error
+		idx, err = boltstore.SequencedIndexesTx(tx, l.st.tree.TreeId, [][]byte{id[:]})
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	if !found {
+	if idx[0] < 0 {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return idx, nil
+	return uint64(idx[0]), nil
 }
 
 // poke wakes the sequencer without blocking.

@@ -45,7 +45,6 @@ var (
 // Bucket names of the ledger's own state in state.db; Trillian's buckets live beside them.
 var (
 	bucketMeta       = []byte("ledger/meta")
-	bucketIdentity   = []byte("ledger/identity")
 	bucketBlobs      = []byte("ledger/blobs")
 	bucketBoundaries = []byte("ledger/boundaries")
 
@@ -194,7 +193,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 
 func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketIdentity, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete, bucketMembership} {
+		for _, b := range [][]byte{bucketMeta, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete, bucketMembership} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -82,11 +82,20 @@ func TestApplyIntegratesAndDeduplicates(t *testing.T) {
 	if again[0] != nil || l.Size() != 150 {
 		t.Fatalf("replay applied: %v size %d", again[0], l.Size())
 	}
+	// A record repeated within one command is a duplicate of its first copy.
+	rep := entries(t, 3, 300, 1)
+	rep.Records = append(rep.Records, rep.Records[0], record(t, 301))
+	if r := l.Apply([]Command{rep}); r[0][0].Index != 150 || r[0][0].Duplicate || r[0][1].Index != 150 || !r[0][1].Duplicate || r[0][2].Index != 151 {
+		t.Fatalf("repeated within a command: %+v", r[0])
+	}
+	if idx, err := l.Lookup(IdentityOf(fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[]}`, 300))); err != nil || idx != 150 {
+		t.Fatalf("lookup of the repeated record: %d %v", idx, err)
+	}
 	// A malformed record is rejected deterministically, the rest of the batch goes on.
-	c := entries(t, 3, 200, 2)
+	c := entries(t, 4, 200, 2)
 	c.Records = append([][]byte{[]byte("garbage")}, c.Records...)
 	r := l.Apply([]Command{c})
-	if r[0][0].Err == nil || r[0][1].Index != 150 || r[0][2].Index != 151 {
+	if r[0][0].Err == nil || r[0][1].Index != 152 || r[0][2].Index != 153 {
 		t.Fatalf("malformed: %+v", r[0])
 	}
 }

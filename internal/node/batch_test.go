@@ -25,7 +25,7 @@ type batchAnswer struct {
 
 func postBatch(t *testing.T, url string, bodies ...[]byte) (int, batchAnswer, []byte) {
 	t.Helper()
-	req, _ := json.Marshal(map[string]any{"entries": toRaw(bodies)})
+	req, _ := json.Marshal(map[string]any{"entries": toRawMessages(bodies)})
 	resp, err := http.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
 	if err != nil {
 		t.Fatal(err)
@@ -35,14 +35,6 @@ func postBatch(t *testing.T, url string, bodies ...[]byte) (int, batchAnswer, []
 	var out batchAnswer
 	_ = json.Unmarshal(raw, &out)
 	return resp.StatusCode, out, raw
-}
-
-func toRaw(bodies [][]byte) []json.RawMessage {
-	out := make([]json.RawMessage, len(bodies))
-	for i, b := range bodies {
-		out[i] = b
-	}
-	return out
 }
 
 // A batch is answered entry by entry, as each entry would have been alone: good entries are

@@ -20,10 +20,15 @@ type admitted struct {
 	cosign *ledger.Contribution
 }
 
-// parseKeys reads the public_keys of a submission: PEM or securesystemslib JSON.
-func parseKeys(list []string) ([]*intoto.Key, error) {
+// parseKeys reads the public_keys of a submission: PEM or securesystemslib JSON. Submitters
+// send the same few keys again and again; parsed keys are kept by their text.
+func (n *Node) parseKeys(list []string) ([]*intoto.Key, error) {
 	keys := make([]*intoto.Key, 0, len(list))
 	for i, s := range list {
+		if k, ok := n.keys.get(s); ok {
+			keys = append(keys, k)
+			continue
+		}
 		var k *intoto.Key
 		var err error
 		if b := bytes.TrimSpace([]byte(s)); len(b) > 0 && b[0] == '{' {
@@ -34,9 +39,35 @@ func parseKeys(list []string) ([]*intoto.Key, error) {
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "malformed_key", "public_keys[%d]: %v", i, err)
 		}
+		n.keys.put(s, k)
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// keyCache keeps parsed public keys by the text they were sent as. A key never changes; the
+// cache starts over when full.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]*intoto.Key
+}
+
+const keyCacheSize = 4096
+
+func (c *keyCache) get(text string) (*intoto.Key, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.m[text]
+	return k, ok
+}
+
+func (c *keyCache) put(text string, k *intoto.Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= keyCacheSize {
+		c.m = map[string]*intoto.Key{}
+	}
+	c.m[text] = k
 }
 
 // requireAllSigned requires every signature on a document to verify under one of keys: a
@@ -59,7 +90,7 @@ func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string) ([]*i
 
 // admitInToto applies the in-toto admission rules to a parsed document.
 func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (*admitted, error) {
-	keys, err := parseKeys(req.PublicKeys)
+	keys, err := n.parseKeys(req.PublicKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,7 @@ type Node struct {
 	// noteVerifiers knows every member's log and witness keys.
 	noteVerifiers note.Verifiers // the current members' log and witness keys
 	layouts       layoutCache
+	keys          keyCache
 
 	srv      *http.Server
 	listener net.Listener

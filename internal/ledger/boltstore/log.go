@@ -164,6 +164,34 @@ func AddSequencedLeavesTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf
 	return addSequencedLeaves(tb, leaves, ts)
 }
 
+// SequencedIndexesTx looks leaves up by identity hash inside the caller's transaction: for each
+// hash, the index of the sequenced leaf that has it, or -1 if there is none (or the hash is nil).
+func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]int64, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(identityHashes))
+	for i, h := range identityHashes {
+		out[i] = -1
+		if h == nil {
+			continue
+		}
+		ref := tb.ident.Get(h)
+		if ref == nil {
+			continue
+		}
+		kind, index, _, err := decodeRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		if kind == refSequenced {
+			out[i] = index
+		}
+	}
+	return out, nil
+}
+
 // LatestRoot returns the tree's latest log root, or storage.ErrTreeNeedsInit if it has none.
 func (s *LogStorage) LatestRoot(treeID int64) (*types.LogRootV1, error) {
 	var root *types.LogRootV1
