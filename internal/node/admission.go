@@ -115,6 +115,15 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
+	if !n.raft.IsLeader() {
+		res := n.relayer.submit(r.Context(), []json.RawMessage{body})[0]
+		if res.Error != "" {
+			n.writeError(w, r, &Error{Status: res.Status, Code: res.Error, Message: res.Message, RetryAfter: time.Duration(res.RetryAfter) * time.Second})
+			return
+		}
+		writeJSON(w, res.Status, res.submitAnswer)
+		return
+	}
 	adm, err := n.admit(body)
 	if err != nil {
 		n.metrics.rejected.Inc()

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
 )
@@ -24,14 +25,15 @@ type batchRequest struct {
 type batchResult struct {
 	Status int `json:"status"`
 	submitAnswer
-	Error   string `json:"error,omitempty"`
-	Message string `json:"message,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Message    string `json:"message,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"` // seconds, for 429 and 503
 }
 
-// handleSubmitBatch admits many submissions in one request. Each is admitted (signatures checked
-// on every core), replicated and answered as if submitted alone, so one bad entry fails alone;
-// the records go to the proposer together and share raft commands. The answer is 200 with one
-// result per submission, in order, once every admitted record is committed.
+// handleSubmitBatch takes many submissions in one request. Each is admitted, replicated and
+// answered as if submitted alone, so one bad entry fails alone (see submitMany); a member that
+// does not lead relays them to the leader. The answer is 200 with one result per submission, in
+// order, once every admitted record is committed.
 func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 	body, err := n.readSubmission(w, r)
 	if err != nil {
@@ -48,10 +50,23 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	out := make([]batchResult, len(req.Entries))
-	adms := make([]*admitted, len(req.Entries))
-	parallel(len(req.Entries), func(i int) {
-		adm, err := n.admit(req.Entries[i])
+	var out []batchResult
+	if n.raft.IsLeader() {
+		out = n.submitMany(r, req.Entries)
+	} else {
+		out = n.relayer.submit(r.Context(), req.Entries)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// submitMany admits and replicates submissions on the leader and answers each as if it had been
+// submitted alone. Admission runs on every core; the records go to the proposer together and
+// share raft commands; contributions to threshold links go one by one, as they do alone.
+func (n *Node) submitMany(r *http.Request, bodies []json.RawMessage) []batchResult {
+	out := make([]batchResult, len(bodies))
+	adms := make([]*admitted, len(bodies))
+	parallel(len(bodies), func(i int) {
+		adm, err := n.admit(bodies[i])
 		if err != nil {
 			n.metrics.rejected.Inc()
 			out[i] = n.failed(r, err)
@@ -60,8 +75,8 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		adms[i] = adm
 	})
 
-	// Records: every one is queued before any is awaited, so they share raft commands. An
-	// envelope the batch repeats is queued once; its repetitions answer 200 with its index.
+	// Every record is queued before any is awaited. An envelope repeated within the batch is
+	// queued once; its repetitions answer 200 with its index.
 	queued := make([]<-chan proposeResult, len(adms))
 	first := map[ledger.Identity]int{}
 	repeats := map[int]int{}
@@ -79,11 +94,11 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		b, _ := adm.rec.MarshalBinary()
+		var err error
 		if queued[i], err = n.proposer.enqueue(b); err != nil {
 			out[i] = n.failed(r, err)
 		}
 	}
-	// Contributions to threshold links go one by one, as they do alone.
 	for i, adm := range adms {
 		if adm != nil && adm.cosign != nil {
 			out[i] = n.answered(r, func() (int, submitAnswer, error) { return n.contribute(r.Context(), adm.cosign) })
@@ -113,7 +128,7 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 	if anyRecord {
 		n.awaitLocal(r.Context(), last)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	return out
 }
 
 // answered runs one submission's last step and turns its outcome into a batch result.
@@ -127,8 +142,15 @@ func (n *Node) answered(r *http.Request, step func() (int, submitAnswer, error))
 
 // failed is a batch result for an error, as writeError would have answered it.
 func (n *Node) failed(r *http.Request, err error) batchResult {
-	e := n.asError(r, err)
-	return batchResult{Status: e.Status, Error: e.Code, Message: e.Message}
+	return errorResult(n.asError(r, err))
+}
+
+func errorResult(e *Error) batchResult {
+	res := batchResult{Status: e.Status, Error: e.Code, Message: e.Message}
+	if e.RetryAfter > 0 {
+		res.RetryAfter = max(1, int(e.RetryAfter.Round(time.Second)/time.Second))
+	}
+	return res
 }
 
 // parallel calls fn(0) … fn(n-1) on as many goroutines as there are cores to run them and

@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/witnessnet/witnessnet/internal/ledger"
 )
 
 type batchAnswer struct {
@@ -156,5 +160,50 @@ func TestBadBatchChangesNothing(t *testing.T) {
 	}
 	if m.node.ledger.Size() != 0 {
 		t.Fatalf("a refused batch changed the log (size %d)", m.node.ledger.Size())
+	}
+}
+
+// The leader takes relayed submissions only from a member, signed for relaying (a signature on
+// the same body for forwarding does not do), and admits each one itself.
+func TestRelayIsForMembersOnly(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	lead := tn.leader()
+	var member *testMember
+	for _, m := range tn.members {
+		if m != lead {
+			member = m
+		}
+	}
+	s := newSigner(t)
+	body := encodeBatch(ledger.KindEntries, [][]byte{s.body([]byte(`{"n":1}`))})
+	outsider := newSigner(t)
+	relay := func(name string, priv ed25519.PrivateKey, domain string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, lead.url()+"/v1/internal/submit", bytes.NewReader(body))
+		req.Header.Set("Witnessnet-Member", name)
+		req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(priv, memberMessage(domain, body))))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := relay(member.name, outsider.priv, relayDomain, body); code != http.StatusForbidden {
+		t.Fatalf("signed by a non-member: %d %s", code, b)
+	}
+	if code, b := relay(member.name, member.witPriv, forwardDomain, body); code != http.StatusForbidden {
+		t.Fatalf("signed for forwarding: %d %s", code, b)
+	}
+	if code, b := relay(member.name, member.witPriv, relayDomain, []byte("junk")); code != http.StatusBadRequest {
+		t.Fatalf("malformed batch: %d %s", code, b)
+	}
+	if lead.node.ledger.Size() != 0 {
+		t.Fatal("a refused relay changed the log")
+	}
+	code, b := relay(member.name, member.witPriv, relayDomain, body)
+	var out []batchResult
+	if err := json.Unmarshal(b, &out); code != http.StatusOK || err != nil || len(out) != 1 || out[0].Status != http.StatusCreated {
+		t.Fatalf("relay by a member: %d %s", code, b)
 	}
 }

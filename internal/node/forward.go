@@ -41,8 +41,12 @@ type RaftStats struct {
 
 var errNotLeader = errors.New("not the leader")
 
-// forwardDomain separates forwarding signatures from every other use of a member's key.
-const forwardDomain = "witnessnet/forward/v1\n"
+// Domains separate the signatures on members' internal calls from each other and from every
+// other use of a member's key.
+const (
+	forwardDomain = "witnessnet/forward/v1\n" // admitted records, to the leader
+	relayDomain   = "witnessnet/relay/v1\n"   // submissions, to the leader
+)
 
 // pending is one record waiting to be proposed, with the channel its result goes to.
 type pending struct {
@@ -183,36 +187,11 @@ func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) 
 	return results, nil
 }
 
-// forward sends a batch to the leader, signed with this member's forwarding key.
+// forward sends a batch of admitted records to the leader, signed with this member's key.
 func (n *Node) forward(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
-	leader := n.raft.Leader()
-	peer, ok := n.memberPeer(leader)
-	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
-	}
-	body := encodeBatch(kind, recs)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+"/v1/internal/propose", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Witnessnet-Member", n.cfg.Name)
-	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(n.cfg.WitnessKey, forwardMessage(body))))
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("forward to %s: %w", leader, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("forward to %s: %w", leader, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("forward to %s: %s: %s", leader, resp.Status, bytes.TrimSpace(data))
-	}
 	var out []forwardResult
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("forward to %s: %w", leader, err)
+	if err := n.callLeader(ctx, "/v1/internal/propose", forwardDomain, encodeBatch(kind, recs), &out); err != nil {
+		return nil, err
 	}
 	results := make([]ledger.Result, len(out))
 	for i, r := range out {
@@ -224,24 +203,45 @@ func (n *Node) forward(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]
 	return results, nil
 }
 
-type forwardResult struct {
-	Index     uint64               `json:"index"`
-	Duplicate bool                 `json:"duplicate,omitempty"`
-	Error     string               `json:"error,omitempty"`
-	Cosign    *ledger.CosignResult `json:"cosign,omitempty"`
+// callLeader posts body to the leader's internal endpoint path, signed with this member's key
+// under domain, and decodes its JSON answer into out.
+func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte, out any) error {
+	leader := n.raft.Leader()
+	peer, ok := n.memberPeer(leader)
+	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Witnessnet-Member", n.cfg.Name)
+	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(n.cfg.WitnessKey, memberMessage(domain, body))))
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", path, leader, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", path, leader, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s on %s: %s: %s", path, leader, resp.Status, bytes.TrimSpace(data))
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s on %s: %w", path, leader, err)
+	}
+	return nil
 }
 
-func forwardMessage(body []byte) []byte {
-	h := sha256.Sum256(body)
-	return append([]byte(forwardDomain), h[:]...)
-}
-
-// handleForward is the leader's side of forwarding: a member's signed batch of admitted records.
-func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
+// fromMember reads the body of a member's signed call to an internal endpoint. It fails unless a
+// member signed it under domain.
+func (n *Node) fromMember(w http.ResponseWriter, r *http.Request, domain string) (string, []byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(n.cfg.MaxBatchBytes)*2+(1<<20)))
 	if err != nil {
-		n.writeError(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "forwarded batch: %v", err))
-		return
+		return "", nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "forwarded batch: %v", err)
 	}
 	member := r.Header.Get("Witnessnet-Member")
 	key, ok := n.forwardKeys[member]
@@ -251,8 +251,31 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 		key = p.ForwardKey
 	}
 	sig, _ := base64.StdEncoding.DecodeString(r.Header.Get("Witnessnet-Signature"))
-	if !ok || !ed25519.Verify(key, forwardMessage(body), sig) {
-		n.writeError(w, r, errorf(http.StatusForbidden, "not_a_member", "forwarded batch is not signed by a member"))
+	if !ok || !ed25519.Verify(key, memberMessage(domain, body), sig) {
+		return "", nil, errorf(http.StatusForbidden, "not_a_member", "forwarded batch is not signed by a member")
+	}
+	return member, body, nil
+}
+
+type forwardResult struct {
+	Index     uint64               `json:"index"`
+	Duplicate bool                 `json:"duplicate,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	Cosign    *ledger.CosignResult `json:"cosign,omitempty"`
+}
+
+// memberMessage is what a member signs to call another member's internal endpoint: the
+// endpoint's domain and the body's hash.
+func memberMessage(domain string, body []byte) []byte {
+	h := sha256.Sum256(body)
+	return append([]byte(domain), h[:]...)
+}
+
+// handleForward is the leader's side of forwarding: a member's signed batch of admitted records.
+func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
+	member, body, err := n.fromMember(w, r, forwardDomain)
+	if err != nil {
+		n.writeError(w, r, err)
 		return
 	}
 	kind, recs, err := decodeBatch(body)

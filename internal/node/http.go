@@ -36,6 +36,7 @@ func (n *Node) routes() http.Handler {
 	h("GET /v1/pending/{id}", "pending_group", n.handlePendingGroup)
 	h("POST /v1/cosignatures", "cosignatures", n.handleCosignatures)
 	h("POST /v1/internal/propose", "forward", n.handleForward)
+	h("POST /v1/internal/submit", "relay", n.handleRelay)
 	h("GET /checkpoint", "checkpoint", n.handleCheckpoint)
 	h("POST /add-checkpoint", "add_checkpoint", n.addCheckpointHandler().ServeHTTP)
 	h("GET /tile/", "tile", n.handleTile)

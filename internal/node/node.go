@@ -165,6 +165,7 @@ type Node struct {
 	quorum      quorum
 	collector   *collector
 	proposer    *proposer
+	relayer     *relayer
 	metrics     *metrics
 	client      *http.Client
 	peers       map[string]Peer

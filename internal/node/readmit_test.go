@@ -53,7 +53,7 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	body := encodeBatch(ledger.KindEntries, recs)
 	req, _ := http.NewRequest(http.MethodPost, lead.url()+"/v1/internal/propose", bytes.NewReader(body))
 	req.Header.Set("Witnessnet-Member", liar.name)
-	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(liar.witPriv, forwardMessage(body))))
+	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(liar.witPriv, memberMessage(forwardDomain, body))))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

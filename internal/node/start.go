@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.proposer = newProposer(n)
+	n.relayer = newRelayer(n)
 	for _, p := range cfg.Peers {
 		if p.Name == cfg.Name {
 			continue
