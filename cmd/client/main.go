@@ -21,7 +21,7 @@ commands:
   keygen   make a signing key pair            client keygen --out alice
   key      a public key as a layout lists it  client key dev.pub
   sign     sign a layout, link or payload     client sign --key alice.key [--format dsse|metablock] --out env.json doc.json
-  submit   submit an envelope to the log      client submit --server URL --key-file alice.pub env.json
+  submit   submit envelopes to the log        client submit --server URL --key-file alice.pub env.json [more.json...]
   get      fetch an entry and check it        client get --server URL 12
   prove    prove an entry is in a checkpoint  client prove --server URL --policy policy.txt 12
   run      record a step, sign, submit        client run --step build --key dev.key --products app --server URL --layout sha256:.. -- make

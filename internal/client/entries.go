@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
 )
@@ -62,7 +63,7 @@ func FetchEntry(a *API, id string) (*Entry, error) {
 	return &en, nil
 }
 
-// submitEnvelope posts an envelope and returns the status and the decoded answer.
+// Submit posts an envelope and returns the status and the decoded answer.
 func Submit(a *API, envelope []byte, layout string, keys []string) (int, map[string]any, error) {
 	req := map[string]any{"envelope": json.RawMessage(envelope)}
 	if layout != "" {
@@ -81,4 +82,79 @@ func Submit(a *API, envelope []byte, layout string, keys []string) (int, map[str
 		return status, nil, err
 	}
 	return status, out, nil
+}
+
+// Submission is one entry as POST /v1/entries and POST /v1/entries/batch take it.
+type Submission struct {
+	Envelope   json.RawMessage `json:"envelope"`
+	Layout     string          `json:"layout,omitempty"`
+	PublicKeys []string        `json:"public_keys,omitempty"`
+}
+
+// BatchResult is a node's answer for one submission of a batch: the status and body it would
+// have answered had the submission come alone, the error's code and message in place of a body.
+type BatchResult struct {
+	Status     int     `json:"status"`
+	Index      *uint64 `json:"index,omitempty"`
+	Entry      string  `json:"entry,omitempty"`
+	Pending    string  `json:"pending,omitempty"`
+	Signatures int     `json:"signatures,omitempty"`
+	Threshold  int     `json:"threshold,omitempty"`
+	Complete   bool    `json:"complete,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Message    string  `json:"message,omitempty"`
+	RetryAfter int     `json:"retry_after,omitempty"`
+}
+
+// MaxBatch is the most submissions one POST /v1/entries/batch carries.
+const MaxBatch = 1000
+
+// SubmitBatch submits entries MaxBatch at a time and returns one result per submission, in
+// order. A submission the node answered 429 or 503 for (overload, no leader) is sent again
+// after its Retry-After, a few times.
+func SubmitBatch(a *API, subs []Submission) ([]BatchResult, error) {
+	out := make([]BatchResult, len(subs))
+	for lo := 0; lo < len(subs); lo += MaxBatch {
+		todo := make([]int, 0, MaxBatch)
+		for i := lo; i < min(lo+MaxBatch, len(subs)); i++ {
+			todo = append(todo, i)
+		}
+		for attempt := 0; len(todo) > 0; attempt++ {
+			chunk := make([]Submission, len(todo))
+			for j, i := range todo {
+				chunk[j] = subs[i]
+			}
+			body, err := json.Marshal(map[string]any{"entries": chunk})
+			if err != nil {
+				return nil, err
+			}
+			_, data, err := a.Do(http.MethodPost, "/v1/entries/batch", body)
+			if err != nil {
+				return nil, err
+			}
+			var resp struct {
+				Results []BatchResult `json:"results"`
+			}
+			if err := json.Unmarshal(data, &resp); err != nil {
+				return nil, fmt.Errorf("batch answer: %w", err)
+			}
+			if len(resp.Results) != len(chunk) {
+				return nil, fmt.Errorf("batch answer: %d results for %d submissions", len(resp.Results), len(chunk))
+			}
+			var again []int
+			wait := 1
+			for j, r := range resp.Results {
+				out[todo[j]] = r
+				if (r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable) && attempt < 5 {
+					again = append(again, todo[j])
+					wait = max(wait, r.RetryAfter)
+				}
+			}
+			if len(again) > 0 {
+				time.Sleep(time.Duration(wait) * time.Second)
+			}
+			todo = again
+		}
+	}
+	return out, nil
 }
