@@ -49,11 +49,15 @@ type Result struct {
 // failure or on a fork (another leaf already at an index), because carrying on would serve a
 // state that differs from the other replicas'.
 func (l *Ledger) Apply(cmds []Command) [][]Result {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	st := l.st
 	out := make([][]Result, len(cmds))
 	next, applied, boundary := l.next.Load(), l.applied.Load(), l.boundary.Load()
+	st.appending = &appending{from: next, at: map[Identity]uint64{}}
+	defer func() { st.appending = nil }()
 	err := st.db.Update(func(tx *bbolt.Tx) error {
 		for i, c := range cmds {
 			if c.Index != 0 && c.Index <= applied {
@@ -102,6 +106,7 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	if err != nil {
 		panic(fmt.Sprintf("ledger: cannot apply committed commands: %v", err))
 	}
+	st.unindexed.add(st.appending.from, st.appending.ids)
 	l.next.Store(next)
 	l.applied.Store(applied)
 	l.boundary.Store(boundary)
@@ -121,13 +126,13 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 		}
 		hashes[i] = recs[i].Identity[:]
 	}
-	// Entries are found by identity through the tree's own identity index, which the leaves
-	// below are added to; an identity repeated within the command is a duplicate of its first.
+	// An entry is found by identity in the tree's identity index, among the entries not indexed
+	// yet, or among those this transaction appended (see keyIndexed).
 	stored, err := boltstore.SequencedIndexesTx(tx, st.tree.TreeId, hashes)
 	if err != nil {
 		return nil, 0, err
 	}
-	seen := make(map[Identity]uint64, len(c.Records))
+	seen := st.appending
 	leaves := make([]*trillian.LogLeaf, 0, len(c.Records))
 	first := next
 	for i := range recs {
@@ -139,11 +144,16 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 			res[i] = Result{Index: uint64(stored[i]), Duplicate: true}
 			continue
 		}
-		if idx, ok := seen[r.Identity]; ok {
+		if idx, ok := st.unindexed.lookup(r.Identity); ok {
 			res[i] = Result{Index: idx, Duplicate: true}
 			continue
 		}
-		seen[r.Identity] = next
+		if idx, ok := seen.at[r.Identity]; ok {
+			res[i] = Result{Index: idx, Duplicate: true}
+			continue
+		}
+		seen.at[r.Identity] = next
+		seen.ids = append(seen.ids, r.Identity)
 		if r.Blob != nil {
 			if err := tx.Bucket(bucketBlobs).Put(u64(next), r.Blob); err != nil {
 				return nil, 0, err
@@ -168,7 +178,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 	if stamp.IsZero() {
 		stamp = time.Unix(0, 0)
 	}
-	queued, err := boltstore.AddSequencedLeavesTx(tx, st.tree.TreeId, leaves, stamp)
+	queued, err := boltstore.AddSequencedLeavesUnindexedTx(tx, st.tree.TreeId, leaves, stamp)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store leaves %d..%d: %w", first, next-1, err)
 	}
@@ -184,6 +194,9 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 func (l *Ledger) Lookup(id Identity) (uint64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	if idx, ok := l.st.unindexed.lookup(id); ok {
+		return idx, nil
+	}
 	var idx []int64
 	err := l.st.db.View(func(tx *bbolt.Tx) error {
 		var err error
@@ -205,4 +218,12 @@ func (l *Ledger) poke() {
 	case l.kick <- struct{}{}:
 	default:
 	}
+}
+
+// appending is what the Apply transaction in progress has appended: the identities of the
+// entries from index from on, in order, and where each is.
+type appending struct {
+	from uint64
+	ids  []Identity
+	at   map[Identity]uint64
 }

@@ -97,6 +97,10 @@ type store struct {
 	admin *boltstore.AdminStorage
 	srv   *server.TrillianLogRPCServer
 	tree  *trillian.Tree
+	// unindexed holds the entries whose identities are not in the tree's index yet;
+	// appending, what the Apply transaction in progress appended (Apply runs one at a time).
+	unindexed *unindexed
+	appending *appending
 }
 
 // Ledger is a node's replicated state: entries, their identities, and the node's own Trillian
@@ -105,8 +109,9 @@ type Ledger struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.RWMutex // guards st; held for reading by every operation, for writing by Restore
-	st *store
+	mu      sync.RWMutex // guards st; held for reading by every operation, for writing by Restore
+	st      *store
+	applyMu sync.Mutex // one Apply at a time
 
 	applied    atomic.Uint64 // last applied raft index
 	next       atomic.Uint64 // entries assigned
@@ -216,6 +221,9 @@ func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
 		MetricFactory: monitoring.InertMetricFactory{},
 	}, clock.System)
 	if err := st.ensureTree(ctx); err != nil {
+		return nil, err
+	}
+	if err := st.loadUnindexed(); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -140,11 +141,19 @@ func TestBoundariesStopIntegrationAndProofsVerify(t *testing.T) {
 	l := openTest(t, filepath.Join(t.TempDir(), "state.db"), hook)
 	l.Apply([]Command{entries(t, 1, 0, 10), {Index: 2, Kind: KindBoundary}, entries(t, 3, 10, 20), {Index: 4, Kind: KindBoundary}, {Index: 5, Kind: KindBoundary}})
 	waitSize(t, l, 30)
-	mu.Lock()
-	if len(seen) != 2 || !bytes.Equal(seen[10], wantRoot(t, 10)) || !bytes.Equal(seen[30], wantRoot(t, 30)) {
-		t.Fatalf("boundaries seen: %d", len(seen))
+	// The sequencer announces a boundary just after the tree reaches it.
+	var got map[uint64][]byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		got = maps.Clone(seen)
+		mu.Unlock()
+		if len(got) >= 2 {
+			break
+		}
 	}
-	mu.Unlock()
+	if len(got) != 2 || !bytes.Equal(got[10], wantRoot(t, 10)) || !bytes.Equal(got[30], wantRoot(t, 30)) {
+		t.Fatalf("boundaries seen: %d", len(got))
+	}
 	ctx := context.Background()
 	root30 := wantRoot(t, 30)
 	for _, idx := range []uint64{0, 9, 17, 29} {

@@ -18,17 +18,32 @@ func (l *Ledger) sequence(ctx context.Context) {
 	defer close(l.done)
 	var announced uint64
 	l.announceBoundary(ctx, true, &announced)
+	flush := time.NewTicker(indexFlush)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.kick:
+		case <-flush.C:
+			// Entries short of a full index batch are indexed once they have waited this long.
+			if _, err := l.indexStep(1); err != nil && ctx.Err() == nil {
+				l.log.Error("index", "err", err)
+			}
+			continue
 		}
 		// A boundary may land at a size already integrated (the leader marks it after the
 		// entries): announce it without waiting for more leaves.
 		l.announceBoundary(ctx, false, &announced)
 		for ctx.Err() == nil {
 			progressed, err := l.integrateStep(ctx)
+			if err == nil {
+				// The boundary first: indexing must not hold back a checkpoint.
+				l.announceBoundary(ctx, false, &announced)
+				var indexed bool
+				indexed, err = l.indexStep(indexBatch)
+				progressed = progressed || indexed
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					l.log.Error("integrate", "err", err)
@@ -39,7 +54,6 @@ func (l *Ledger) sequence(ctx context.Context) {
 				}
 				break
 			}
-			l.announceBoundary(ctx, false, &announced)
 			if !progressed {
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/trillian"
@@ -122,7 +123,9 @@ func result(code codes.Code, msg string, leaf *trillian.LogLeaf) *trillian.Queue
 	return &trillian.QueuedLogLeaf{Leaf: leaf, Status: status.New(code, msg).Proto()}
 }
 
-func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+// addSequencedLeaves stores leaves at their indexes; with index false it writes neither their
+// identity nor their Merkle hash index entries (see AddSequencedLeavesUnindexedTx).
+func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time, index bool) ([]*trillian.QueuedLogLeaf, error) {
 	if err := checkHashes(leaves, true); err != nil {
 		return nil, err
 	}
@@ -146,16 +149,29 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 			}
 			continue
 		}
-		if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
-			other, err := leafByRef(tb, ref)
-			if err != nil {
-				return nil, err
+		if index {
+			if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
+				other, err := leafByRef(tb, ref)
+				if err != nil {
+					return nil, err
+				}
+				out[i] = result(codes.FailedPrecondition, "conflicting LeafIdentityHash", other)
+				continue
 			}
-			out[i] = result(codes.FailedPrecondition, "conflicting LeafIdentityHash", other)
-			continue
 		}
 		stored := proto.Clone(leaf).(*trillian.LogLeaf)
 		stored.QueueTimestamp, stored.IntegrateTimestamp = qts, &timestamppb.Timestamp{}
+		if !index {
+			v, err := encodeLeaf(stored)
+			if err != nil {
+				return nil, err
+			}
+			if err := tb.leaf.Put(key, v); err != nil {
+				return nil, err
+			}
+			out[i] = result(codes.OK, "OK", leaf)
+			continue
+		}
 		if err := putSequenced(tb, stored); err != nil {
 			return nil, err
 		}
@@ -177,6 +193,51 @@ func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
 		return err
 	}
 	return tb.hash.Put(hashKey(leaf.MerkleLeafHash, leaf.LeafIndex), nil)
+}
+
+// indexLeaves writes the identity and Merkle hash index entries of the stored leaves [from, to),
+// each index in key order.
+func indexLeaves(tb *treeBuckets, from, to int64) error {
+	type entry struct{ k, v []byte }
+	var idents, hashes []entry
+	c := tb.leaf.Cursor()
+	want := from
+	for k, v := c.Seek(indexKey(from)); want < to; k, v = c.Next() {
+		idx := int64(-1)
+		if k != nil {
+			var err error
+			if idx, err = decodeIndexKey(k); err != nil {
+				return err
+			}
+		}
+		if idx != want {
+			return status.Errorf(codes.Internal, "index leaves [%d, %d): leaf %d missing", from, to, want)
+		}
+		leaf, err := decodeLeaf(v)
+		if err != nil {
+			return err
+		}
+		idents = append(idents, entry{leaf.LeafIdentityHash, encodeSeqRef(idx)})
+		hashes = append(hashes, entry{hashKey(leaf.MerkleLeafHash, idx), nil})
+		want++
+	}
+	cmp := func(a, b entry) int { return bytes.Compare(a.k, b.k) }
+	slices.SortFunc(idents, cmp)
+	slices.SortFunc(hashes, cmp)
+	for _, e := range idents {
+		if ref := tb.ident.Get(e.k); ref != nil && !bytes.Equal(ref, e.v) {
+			return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another place", e.k)
+		}
+		if err := tb.ident.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	for _, e := range hashes {
+		if err := tb.hash.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queueLeaves adds leaves to a LOG tree's queue; a leaf whose identity hash is already queued or

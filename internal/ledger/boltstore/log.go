@@ -125,7 +125,7 @@ func (s *LogStorage) AddSequencedLeaves(ctx context.Context, tree *trillian.Tree
 	var out []*trillian.QueuedLogLeaf
 	err := s.update(ctx, tree.GetTreeId(), func(tb *treeBuckets) error {
 		var err error
-		out, err = addSequencedLeaves(tb, leaves, timestamp)
+		out, err = addSequencedLeaves(tb, leaves, timestamp, true)
 		return err
 	})
 	return out, err
@@ -161,7 +161,49 @@ func AddSequencedLeavesTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf
 	if err != nil {
 		return nil, err
 	}
-	return addSequencedLeaves(tb, leaves, ts)
+	return addSequencedLeaves(tb, leaves, ts, true)
+}
+
+// AddSequencedLeavesUnindexedTx is AddSequencedLeavesTx for a caller that keeps leaves unique by
+// identity hash itself and indexes them later, many at a time, with IndexLeavesTx: it stores each
+// leaf at its LeafIndex and writes no identity or Merkle hash index entry. Until IndexLeavesTx
+// has covered a leaf, GetLeavesByHash and SequencedIndexesTx do not find it, and a leaf with its
+// identity hash is not refused. Indexing later, in key order and in large batches, writes far
+// fewer B+tree pages than indexing each small batch of leaves as it arrives.
+func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	return addSequencedLeaves(tb, leaves, ts, false)
+}
+
+// IndexLeavesTx writes the identity and Merkle hash index entries of the sequenced leaves
+// [from, to), stored with AddSequencedLeavesUnindexedTx. Indexing a leaf again is harmless; a
+// missing leaf, or an identity hash indexed at another leaf, is an error.
+func IndexLeavesTx(tx *bbolt.Tx, treeID int64, from, to int64) error {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return err
+	}
+	return indexLeaves(tb, from, to)
+}
+
+// IdentityHashesTx returns the identity hashes of the sequenced leaves [from, to), in order.
+func IdentityHashesTx(tx *bbolt.Tx, treeID int64, from, to int64) ([][]byte, error) {
+	tb, err := openTree(tx, treeID)
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := contiguousLeaves(tb, from, to-from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		out[i] = l.LeafIdentityHash
+	}
+	return out, nil
 }
 
 // SequencedIndexesTx looks leaves up by identity hash inside the caller's transaction: for each

@@ -12,6 +12,7 @@ import (
 	"github.com/google/trillian/types"
 	"github.com/google/trillian/util/clock"
 	"github.com/transparency-dev/merkle/compact"
+	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -188,5 +189,82 @@ func TestGetLeavesByHash(t *testing.T) {
 	got, err := tx.GetLeavesByHash(ctx, [][]byte{leaves[3].MerkleLeafHash, leaves[1].MerkleLeafHash, make([]byte, 32)}, true)
 	if err != nil || len(got) != 2 || got[0].LeafIndex != 1 || got[1].LeafIndex != 3 {
 		t.Fatalf("GetLeavesByHash = %v, %v; want leaves 1 and 3", got, err)
+	}
+}
+
+// Leaves stored unindexed are found by hash and identity only once IndexLeavesTx covered them;
+// indexing twice is harmless, and a gap or an identity already indexed elsewhere is an error.
+func TestIndexLeavesLater(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	id := testTree.TreeId
+	leaves := makeLeaves(0, 6, 8)
+	err := ls.db.Update(func(tx *bbolt.Tx) error {
+		res, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[:5], epoch)
+		for i, r := range res {
+			if c := status.FromProto(r.Status).Code(); c != codes.OK {
+				t.Errorf("leaf %d: %v", i, c)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHash := func() int {
+		tx, err := ls.SnapshotForTree(ctx, testTree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		got, err := tx.GetLeavesByHash(ctx, [][]byte{leaves[1].MerkleLeafHash, leaves[3].MerkleLeafHash}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	idents := func() []int64 {
+		var out []int64
+		ls.db.View(func(tx *bbolt.Tx) error {
+			var err error
+			out, err = SequencedIndexesTx(tx, id, [][]byte{leaves[1].LeafIdentityHash, leaves[3].LeafIdentityHash})
+			return err
+		})
+		return out
+	}
+	if n, ix := byHash(), idents(); n != 0 || ix[0] != -1 || ix[1] != -1 {
+		t.Fatalf("before indexing: %d by hash, identities at %v", n, ix)
+	}
+	index := func(from, to int64) error {
+		return ls.db.Update(func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, from, to) })
+	}
+	if err := index(0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, ix := byHash(), idents(); n != 1 || ix[0] != 1 || ix[1] != -1 {
+		t.Fatalf("after indexing [0, 2): %d by hash, identities at %v", n, ix)
+	}
+	for _, r := range [][2]int64{{1, 5}, {0, 5}} {
+		if err := index(r[0], r[1]); err != nil {
+			t.Fatalf("index %v: %v", r, err)
+		}
+	}
+	if n, ix := byHash(), idents(); n != 2 || ix[0] != 1 || ix[1] != 3 {
+		t.Fatalf("after indexing all: %d by hash, identities at %v", n, ix)
+	}
+	if err := index(4, 6); err == nil {
+		t.Fatal("indexing a leaf that is not stored succeeded")
+	}
+	// A leaf with the identity of leaf 2, stored at 5: indexing it is refused.
+	twin := proto.Clone(leaves[5]).(*trillian.LogLeaf)
+	twin.LeafIdentityHash = leaves[2].LeafIdentityHash
+	if err := ls.db.Update(func(tx *bbolt.Tx) error {
+		_, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := index(5, 6); err == nil {
+		t.Fatal("an identity indexed at another leaf was indexed again")
 	}
 }

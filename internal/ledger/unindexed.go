@@ -1,0 +1,157 @@
+package ledger
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/boltstore"
+)
+
+// keyIndexed (in bucketMeta) is the count of entries whose identity and Merkle hash are in the
+// tree's indexes. Apply stores leaves without index entries; the sequencer goroutine indexes them
+// behind it, indexBatch at a time and in key order, which dirties far fewer B+tree pages than
+// indexing each raft command's few hundred random keys as it is applied. Until then the
+// entries' identities are held in memory (unindexed), rebuilt from the leaves when state.db is
+// opened, so lookups by identity, and the deduplication every replica applies, see every entry
+// either way and answer the same.
+var keyIndexed = []byte("indexed")
+
+// Entries are indexed indexBatch at a time, or after waiting indexFlush.
+const (
+	indexBatch = 4096
+	indexFlush = time.Second
+)
+
+// unindexed maps the identities of the entries [base, base+len(ids)) to their indexes.
+type unindexed struct {
+	mu   sync.Mutex
+	base uint64
+	ids  []Identity
+	at   map[Identity]uint64
+}
+
+func newUnindexed(base uint64, hashes [][]byte) (*unindexed, error) {
+	u := &unindexed{base: base, at: make(map[Identity]uint64, len(hashes))}
+	for _, h := range hashes {
+		var id Identity
+		if len(h) != len(id) {
+			return nil, fmt.Errorf("entry %d: identity hash of %d bytes", base+uint64(len(u.ids)), len(h))
+		}
+		copy(id[:], h)
+		u.append(id)
+	}
+	return u, nil
+}
+
+func (u *unindexed) append(id Identity) {
+	u.at[id] = u.base + uint64(len(u.ids))
+	u.ids = append(u.ids, id)
+}
+
+// held is how many entries are not indexed yet.
+func (u *unindexed) held() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.ids)
+}
+
+// lookup returns the index of an entry not yet indexed.
+func (u *unindexed) lookup(id Identity) (uint64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	idx, ok := u.at[id]
+	return idx, ok
+}
+
+// add records entries appended at from, from+1, ... once their transaction has committed.
+func (u *unindexed) add(from uint64, ids []Identity) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if end := u.base + uint64(len(u.ids)); from != end {
+		panic(fmt.Sprintf("ledger: entries appended at %d, after %d", from, end))
+	}
+	for _, id := range ids {
+		u.append(id)
+	}
+}
+
+// indexedUpTo forgets the entries below to, once their index entries have committed, and says
+// whether there were any.
+func (u *unindexed) indexedUpTo(to uint64) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	before := u.base
+	for u.base < to && len(u.ids) > 0 {
+		delete(u.at, u.ids[0])
+		u.ids = u.ids[1:]
+		u.base++
+	}
+	if len(u.ids) == 0 {
+		u.ids = nil // let the backing array go
+	}
+	return u.base > before
+}
+
+// loadUnindexed reads the identities of the entries not yet indexed. A state.db written before
+// indexing was deferred has no keyIndexed: every entry in it is indexed.
+func (st *store) loadUnindexed() error {
+	var from uint64
+	var hashes [][]byte
+	err := st.db.Update(func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		next := getU64(m.Get(keyNext))
+		if v := m.Get(keyIndexed); v != nil {
+			from = getU64(v)
+		} else {
+			from = next
+			if err := m.Put(keyIndexed, u64(next)); err != nil {
+				return err
+			}
+		}
+		if from >= next {
+			return nil
+		}
+		var err error
+		hashes, err = boltstore.IdentityHashesTx(tx, st.tree.TreeId, int64(from), int64(next))
+		if err == nil && uint64(len(hashes)) != next-from {
+			err = fmt.Errorf("%d leaves stored of the %d applied entries from %d", len(hashes), next-from, from)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read unindexed entries: %w", err)
+	}
+	st.unindexed, err = newUnindexed(from, hashes)
+	return err
+}
+
+// indexStep indexes up to indexBatch entries, if at least atLeast are waiting, and reports whether
+// it indexed any.
+func (l *Ledger) indexStep(atLeast int) (bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	st := l.st
+	if n := st.unindexed.held(); n == 0 || n < atLeast {
+		return false, nil
+	}
+	var to uint64
+	err := st.db.Update(func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		from := getU64(m.Get(keyIndexed))
+		to = min(getU64(m.Get(keyNext)), from+indexBatch)
+		if to <= from {
+			return nil
+		}
+		if err := boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to)); err != nil {
+			return err
+		}
+		return m.Put(keyIndexed, u64(to))
+	})
+	if err != nil {
+		return false, fmt.Errorf("index entries: %w", err)
+	}
+	return st.unindexed.indexedUpTo(to), nil
+}

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+func identityOf(t *testing.T, i int) Identity {
+	var r Record
+	if err := r.UnmarshalBinary(record(t, i)); err != nil {
+		t.Fatal(err)
+	}
+	return r.Identity
+}
+
+func indexedCount(t *testing.T, l *Ledger) uint64 {
+	var n uint64
+	l.view(func(tx *bbolt.Tx) error {
+		n = getU64(tx.Bucket(bucketMeta).Get(keyIndexed))
+		return nil
+	})
+	return n
+}
+
+// Entries are found by identity, and deduplicated, whether the sequencer has indexed them yet
+// or not, across a restart that finds some not indexed, and after indexing catches up.
+func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	l, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not started: nothing indexes behind Apply.
+	l.Apply([]Command{entries(t, 1, 0, 100)})
+	if n := indexedCount(t, l); n != 0 {
+		t.Fatalf("%d entries indexed without a sequencer", n)
+	}
+	check := func(l *Ledger, upTo int) {
+		t.Helper()
+		for _, i := range []int{0, 57, upTo - 1} {
+			if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
+				t.Fatalf("lookup %d: %d %v", i, idx, err)
+			}
+		}
+		if _, err := l.Lookup(identityOf(t, upTo)); err == nil {
+			t.Fatalf("entry %d found before it was appended", upTo)
+		}
+	}
+	check(l, 100)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened with 100 entries not indexed: they are read back from the leaves.
+	l, err = Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(l, 100)
+	r := l.Apply([]Command{entries(t, 2, 50, 100)})
+	if !r[0][0].Duplicate || r[0][0].Index != 50 || r[0][50].Duplicate || r[0][50].Index != 100 {
+		t.Fatalf("dedup against unindexed entries: %+v %+v", r[0][0], r[0][50])
+	}
+	l.Start()
+	waitSize(t, l, 150)
+	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < 150; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("indexed %d of 150", indexedCount(t, l))
+		}
+	}
+	check(l, 150)
+	if l.st.unindexed.held() != 0 {
+		t.Fatalf("%d identities still held after indexing", l.st.unindexed.held())
+	}
+	r = l.Apply([]Command{entries(t, 3, 149, 2)})
+	if !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
+		t.Fatalf("dedup against indexed entries: %+v", r[0])
+	}
+	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < 151; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("indexed %d of 151", indexedCount(t, l))
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A state.db from before indexing was deferred has no count of indexed entries: all its
+	// entries are indexed.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyIndexed) })
+	db.Close()
+	l = openTest(t, path, nil)
+	if n := indexedCount(t, l); n != 151 || l.st.unindexed.held() != 0 {
+		t.Fatalf("old state.db: indexed %d, %d held", n, l.st.unindexed.held())
+	}
+	check(l, 151)
+}
