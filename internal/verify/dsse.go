@@ -33,19 +33,23 @@ type Signature struct {
 	Sig   []byte
 }
 
-type wireEnvelope struct {
-	PayloadType *string `json:"payloadType"`
-	Payload     *string `json:"payload"`
-	Signatures  []struct {
-		KeyID string  `json:"keyid"`
-		Sig   *string `json:"sig"`
-	} `json:"signatures"`
+// WireEnvelope is a DSSE envelope as JSON decodes it, before its fields are checked.
+type WireEnvelope struct {
+	PayloadType *string         `json:"payloadType"`
+	Payload     *string         `json:"payload"`
+	Signatures  []WireSignature `json:"signatures"`
+}
+
+// WireSignature is one signature of a WireEnvelope.
+type WireSignature struct {
+	KeyID string  `json:"keyid"`
+	Sig   *string `json:"sig"`
 }
 
 // ParseEnvelope parses a DSSE envelope strictly: exactly one JSON object with payloadType,
 // payload (standard or URL-safe base64) and signatures; unknown fields are refused.
 func ParseEnvelope(data []byte) (*Envelope, error) {
-	var w wireEnvelope
+	var w WireEnvelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
@@ -54,6 +58,12 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: envelope: trailing data", ErrMalformed)
 	}
+	return w.Envelope()
+}
+
+// Envelope checks the decoded fields and decodes the payload and signatures: what ParseEnvelope
+// does once the JSON is decoded, for a caller that decoded it already.
+func (w *WireEnvelope) Envelope() (*Envelope, error) {
 	if w.PayloadType == nil || *w.PayloadType == "" {
 		return nil, fmt.Errorf("%w: envelope: missing payloadType", ErrMalformed)
 	}

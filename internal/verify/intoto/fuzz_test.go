@@ -4,14 +4,24 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
 func FuzzParseMetadata(f *testing.F) {
 	for _, v := range []string{"demo.layout", "demo.dsse.layout", "dsse-only.root.layout", "package.d3ffd108.link", "package-dsse.2f89b927.link"} {
 		f.Add(readVector(f, v))
 	}
+	f.Add([]byte(`{"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k","sig":"AAAA","cert":""}]}`))
+	f.Add([]byte(`{"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k","sig":"AAAA"}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := ParseMetadata(raw)
+		// A DSSE envelope parses as metadata only if it parses as an envelope.
+		if err == nil && m.Format == FormatDSSE {
+			if _, perr := verify.ParseEnvelope(bytes.TrimSpace(raw)); perr != nil {
+				t.Fatalf("metadata from an envelope ParseEnvelope refuses: %v", perr)
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -75,7 +75,7 @@ type wireDocument struct {
 	Signatures  []struct {
 		KeyID string  `json:"keyid"`
 		Sig   *string `json:"sig"`
-		Cert  string  `json:"cert,omitempty"`
+		Cert  *string `json:"cert,omitempty"` // metablocks only
 	} `json:"signatures"`
 }
 
@@ -99,7 +99,7 @@ func ParseMetadata(raw []byte) (*Metadata, error) {
 		}
 		return parseMetablock(raw, &w)
 	}
-	env, err := verify.ParseEnvelope(raw)
+	env, err := w.envelope()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -112,6 +112,19 @@ func ParseMetadata(raw []byte) (*Metadata, error) {
 		return m, nil
 	}
 	return m, m.decodePayload(env.Payload)
+}
+
+// envelope reads the DSSE envelope from the decoded document, as verify.ParseEnvelope would
+// from its bytes (which refuses a signature's cert field, a metablock's).
+func (w *wireDocument) envelope() (*verify.Envelope, error) {
+	we := verify.WireEnvelope{PayloadType: w.PayloadType, Payload: w.Payload}
+	for i, s := range w.Signatures {
+		if s.Cert != nil {
+			return nil, fmt.Errorf("%w: envelope: signature %d: unknown field \"cert\"", verify.ErrMalformed, i)
+		}
+		we.Signatures = append(we.Signatures, verify.WireSignature{KeyID: s.KeyID, Sig: s.Sig})
+	}
+	return we.Envelope()
 }
 
 func parseMetablock(raw []byte, w *wireDocument) (*Metadata, error) {
