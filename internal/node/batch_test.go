@@ -207,3 +207,22 @@ func TestRelayIsForMembersOnly(t *testing.T) {
 		t.Fatalf("relay by a member: %d %s", code, b)
 	}
 }
+
+// A submission as large as max_request_bytes allows reaches the leader through a member that
+// relays it, even when it is larger than a relayed batch's usual size.
+func TestLargeSubmissionRelayed(t *testing.T) {
+	tn := newTestNet(t, 3, func(c *Config) { c.MaxRequestBytes = 16 << 20 })
+	lead := tn.leader()
+	var member *testMember
+	for _, m := range tn.members {
+		if m != lead {
+			member = m
+		}
+	}
+	s := newSigner(t)
+	body := s.body([]byte(`{"pad":"` + strings.Repeat("x", 10<<20) + `"}`))
+	code, out := post(t, member.url(), body)
+	if code != http.StatusCreated {
+		t.Fatalf("a %d-byte submission through a member: %d %v", len(body), code, out)
+	}
+}

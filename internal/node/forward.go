@@ -239,7 +239,10 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 // fromMember reads the body of a member's signed call to an internal endpoint. It fails unless a
 // member signed it under domain.
 func (n *Node) fromMember(w http.ResponseWriter, r *http.Request, domain string) (string, []byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(n.cfg.MaxBatchBytes)*2+(1<<20)))
+	// A batch drains until it holds MaxBatchBytes, so its last record or submission (at most
+	// max_request_bytes) may take it past that.
+	limit := int64(n.cfg.MaxBatchBytes) + max(int64(n.cfg.MaxBatchBytes), n.cfg.MaxRequestBytes) + 1<<20
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return "", nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "forwarded batch: %v", err)
 	}
