@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 		return nil, err
 	}
 	hl := HCLog(cfg.Logger, "raft")
+	const logCacheCommands = 32
 	w, err := wal.Open(walDir, wal.WithSegmentSize(cfg.WALSegmentBytes), wal.WithLogger(hl.Named("wal")))
 	if err != nil {
 		return nil, fmt.Errorf("open raft wal: %w", err)
@@ -204,8 +205,16 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	// The newest commands are also kept in memory: the leader replicates what it has just
+	// written, and a follower applies what it has just stored, without reading them back from the
+	// WAL and decoding them again. A command is at most the batch limit, so the cache is bounded.
+	logs, err := raft.NewLogCache(logCacheCommands, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f}
-	r, err := raft.NewRaft(rc, n.fsm, w, w, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, n.fsm, logs, w, snaps, cfg.Transport)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("start raft: %w", err)

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -41,6 +42,40 @@ func decodeLeaf(v []byte) (*trillian.LogLeaf, error) {
 		l.IntegrateTimestamp = &timestamppb.Timestamp{}
 	}
 	return l, nil
+}
+
+// leafHashes reads a stored leaf's Merkle leaf hash and identity hash (LogLeaf fields 1 and 5)
+// without decoding, and copying, the rest of it. The hashes are copied: v lives in bbolt's map.
+func leafHashes(v []byte) (merkle, identity []byte, err error) {
+	for len(v) > 0 {
+		num, typ, n := protowire.ConsumeTag(v)
+		if n < 0 {
+			return nil, nil, fmt.Errorf("decode leaf: %w", protowire.ParseError(n))
+		}
+		v = v[n:]
+		if typ == protowire.BytesType && (num == 1 || num == 5) {
+			b, m := protowire.ConsumeBytes(v)
+			if m < 0 {
+				return nil, nil, fmt.Errorf("decode leaf: %w", protowire.ParseError(m))
+			}
+			if num == 1 {
+				merkle = bytes.Clone(b)
+			} else {
+				identity = bytes.Clone(b)
+			}
+			v = v[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, v)
+		if m < 0 {
+			return nil, nil, fmt.Errorf("decode leaf: %w", protowire.ParseError(m))
+		}
+		v = v[m:]
+	}
+	if len(merkle) != hashSize || len(identity) != hashSize {
+		return nil, nil, fmt.Errorf("decode leaf: hashes of %d and %d bytes", len(merkle), len(identity))
+	}
+	return merkle, identity, nil
 }
 
 // getLeaf returns the sequenced leaf under key k (an index key), or nil.
@@ -213,12 +248,12 @@ func indexLeaves(tb *treeBuckets, from, to int64) error {
 		if idx != want {
 			return status.Errorf(codes.Internal, "index leaves [%d, %d): leaf %d missing", from, to, want)
 		}
-		leaf, err := decodeLeaf(v)
+		merkle, identity, err := leafHashes(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("leaf %d: %w", idx, err)
 		}
-		idents = append(idents, entry{leaf.LeafIdentityHash, encodeSeqRef(idx)})
-		hashes = append(hashes, entry{hashKey(leaf.MerkleLeafHash, idx), nil})
+		idents = append(idents, entry{identity, encodeSeqRef(idx)})
+		hashes = append(hashes, entry{hashKey(merkle, idx), nil})
 		want++
 	}
 	cmp := func(a, b entry) int { return bytes.Compare(a.k, b.k) }

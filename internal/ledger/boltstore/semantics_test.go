@@ -268,3 +268,22 @@ func TestIndexLeavesLater(t *testing.T) {
 		t.Fatal("an identity indexed at another leaf was indexed again")
 	}
 }
+
+// leafHashes reads the same two hashes a full decoding of the stored leaf gives, and refuses a
+// truncated leaf.
+func TestLeafHashes(t *testing.T) {
+	for _, leaf := range makeLeaves(0, 3, 700) {
+		leaf.ExtraData = []byte("extra")
+		v, err := encodeLeaf(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, id, err := leafHashes(v)
+		if err != nil || !bytes.Equal(m, leaf.MerkleLeafHash) || !bytes.Equal(id, leaf.LeafIdentityHash) {
+			t.Fatalf("leaf %d: %x %x %v", leaf.LeafIndex, m, id, err)
+		}
+		if _, _, err := leafHashes(v[:len(v)-3]); err == nil {
+			t.Fatalf("leaf %d: a truncated leaf parsed", leaf.LeafIndex)
+		}
+	}
+}
