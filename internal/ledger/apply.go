@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -164,9 +163,9 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 		}
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIndex:        int64(next),
-			LeafValue:        bytes.Clone(r.Leaf),
+			LeafValue:        r.Leaf, // the command's bytes, which nothing changes
 			MerkleLeafHash:   rfc6962.DefaultHasher.HashLeaf(r.Leaf),
-			LeafIdentityHash: bytes.Clone(r.Identity[:]),
+			LeafIdentityHash: r.Identity[:],
 		})
 		res[i].Index = next
 		next++

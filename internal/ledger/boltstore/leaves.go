@@ -194,8 +194,9 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 				continue
 			}
 		}
-		stored := proto.Clone(leaf).(*trillian.LogLeaf)
-		stored.QueueTimestamp, stored.IntegrateTimestamp = qts, &timestamppb.Timestamp{}
+		// The leaf as stored: the caller's fields (only read, to encode them) with the timestamps.
+		stored := &trillian.LogLeaf{MerkleLeafHash: leaf.MerkleLeafHash, LeafValue: leaf.LeafValue, ExtraData: leaf.ExtraData,
+			LeafIndex: leaf.LeafIndex, LeafIdentityHash: leaf.LeafIdentityHash, QueueTimestamp: qts, IntegrateTimestamp: &timestamppb.Timestamp{}}
 		if !index {
 			v, err := encodeLeaf(stored)
 			if err != nil {
