@@ -109,6 +109,8 @@ func (n *Node) readSubmission(w http.ResponseWriter, r *http.Request) ([]byte, e
 	return body, nil
 }
 
+// handleSubmit is POST /v1/entries. The leader admits and replicates the submission; a member
+// that does not lead relays it to the leader and passes the leader's answer on.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	body, err := n.readSubmission(w, r)
 	if err != nil {
