@@ -228,12 +228,35 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 		return fmt.Errorf("%s on %s: %w", path, leader, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s on %s: %s: %s", path, leader, resp.Status, bytes.TrimSpace(data))
+		refused := &leaderRefused{msg: fmt.Sprintf("%s on %s: %s: %s", path, leader, resp.Status, bytes.TrimSpace(data))}
+		var e struct {
+			Code string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil {
+			refused.code = e.Code
+		}
+		return refused
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s on %s: %w", path, leader, err)
 	}
 	return nil
+}
+
+// leaderRefused is an answer other than 200 from the leader's internal endpoint.
+type leaderRefused struct {
+	msg  string
+	code string // the error code of the answer's JSON body, if any
+}
+
+func (e *leaderRefused) Error() string { return e.msg }
+
+// leaderMoved reports an error after which the call went nowhere because the node called, or
+// this node, knows no leader or is not the leader: the call may be made again, to the new leader.
+func leaderMoved(err error) bool {
+	var e *Error
+	var r *leaderRefused
+	return (errors.As(err, &e) && e.Code == "no_leader") || (errors.As(err, &r) && r.code == "not_leader")
 }
 
 // fromMember reads the body of a member's signed call to an internal endpoint. It fails unless a

@@ -18,6 +18,9 @@ type relayer struct {
 	queue chan relayed
 }
 
+// relayRetry is how long a relayed batch waits before trying again while leadership moves.
+const relayRetry = 50 * time.Millisecond
+
 type relayed struct {
 	body []byte
 	done chan batchResult
@@ -101,8 +104,20 @@ func (rl *relayer) flush(batch []relayed) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rl.n.cfg.ProposeTimeout)
 	defer cancel()
+	body := encodeBatch(ledger.KindEntries, bodies)
 	var results []batchResult
-	err := rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, encodeBatch(ledger.KindEntries, bodies), &results)
+	err := rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
+	// Leadership is moving: the batch went nowhere, so it waits for the new leader rather than
+	// failing every submission in it.
+	for leaderMoved(err) && ctx.Err() == nil {
+		select {
+		case <-time.After(relayRetry):
+		case <-ctx.Done():
+		case <-rl.n.stop:
+			cancel()
+		}
+		err = rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
+	}
 	if err == nil && len(results) != len(batch) {
 		err = &Error{Status: http.StatusBadGateway, Code: "bad_leader_answer", Message: "the leader answered a relayed batch with the wrong number of results"}
 	}

@@ -131,7 +131,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			continue
 		}
 		ch := make(chan struct{}, 1)
+		// The sequencer is running already and may be waking the pushers.
+		n.collector.mu.Lock()
 		n.collector.push[p.Name] = ch
+		n.collector.mu.Unlock()
 		go n.collector.pushLoop(p, ch)
 	}
 	n.wg.Add(1)
