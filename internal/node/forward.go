@@ -48,10 +48,50 @@ const (
 	relayDomain   = "witnessnet/relay/v1\n"   // submissions, to the leader
 )
 
-// pending is one record waiting to be proposed, with the channel its result goes to.
-type pending struct {
-	rec  []byte
-	done chan proposeResult
+// queued is one payload waiting in a queue (a record to propose, a submission to relay), with
+// the channel its result goes to.
+type queued[R any] struct {
+	payload []byte
+	done    chan R
+}
+
+// pending is one record waiting to be proposed.
+type pending = queued[proposeResult]
+
+// runBatches takes queued payloads off queue until stop and hands them to flush in batches of at
+// most maxN payloads and about maxBytes. Batching comes from draining the queue, not from a timer:
+// under load batches grow, when idle a payload goes alone.
+func runBatches[R any](queue <-chan queued[R], stop <-chan struct{}, maxN, maxBytes int, flush func([]queued[R])) {
+	for {
+		var first queued[R]
+		select {
+		case first = <-queue:
+		case <-stop:
+			return
+		}
+		batch := []queued[R]{first}
+		size := len(first.payload)
+	drain:
+		for len(batch) < maxN && size < maxBytes {
+			select {
+			case it := <-queue:
+				batch = append(batch, it)
+				size += len(it.payload)
+			default:
+				break drain
+			}
+		}
+		flush(batch)
+	}
+}
+
+// payloads returns the payloads of a batch.
+func payloads[R any](batch []queued[R]) [][]byte {
+	out := make([][]byte, len(batch))
+	for i, it := range batch {
+		out[i] = it.payload
+	}
+	return out
 }
 
 type proposeResult struct {
@@ -59,9 +99,8 @@ type proposeResult struct {
 	err error
 }
 
-// proposer groups concurrent submissions into batches: on the leader each batch becomes one raft
-// command; on a follower each batch is one signed request to the leader. Batching comes from
-// draining the queue, not from a timer: under load batches grow, when idle a record goes alone.
+// proposer groups concurrent records into batches (runBatches): on the leader each batch becomes
+// one raft command; on a node that lost leadership each batch is one signed request to the leader.
 type proposer struct {
 	n     *Node
 	queue chan pending
@@ -70,7 +109,7 @@ type proposer struct {
 func newProposer(n *Node) *proposer {
 	p := &proposer{n: n, queue: make(chan pending, n.cfg.QueueDepth)}
 	for range n.cfg.ProposeWorkers {
-		go p.run()
+		go runBatches(p.queue, n.stop, n.cfg.MaxBatch, n.cfg.MaxBatchBytes, p.flush)
 	}
 	return p
 }
@@ -78,7 +117,7 @@ func newProposer(n *Node) *proposer {
 // enqueue queues one record; its result arrives on the returned channel. A full queue is
 // overload: 429.
 func (p *proposer) enqueue(rec []byte) (<-chan proposeResult, error) {
-	it := pending{rec: rec, done: make(chan proposeResult, 1)}
+	it := pending{payload: rec, done: make(chan proposeResult, 1)}
 	select {
 	case p.queue <- it:
 		return it.done, nil
@@ -95,41 +134,19 @@ func (p *proposer) wait(ctx context.Context, done <-chan proposeResult) (ledger.
 	case r := <-done:
 		return r.res, r.err
 	case <-ctx.Done():
-		// The record may still be appended; the client learns its index by resubmitting.
-		return ledger.Result{}, &Error{Status: http.StatusServiceUnavailable, Code: "timeout",
-			Message: "the entry was not committed before the request ended; resubmit to learn its index", RetryAfter: time.Second}
+		return ledger.Result{}, errTimeout()
 	}
 }
 
-func (p *proposer) run() {
-	for {
-		var first pending
-		select {
-		case first = <-p.queue:
-		case <-p.n.stop:
-			return
-		}
-		batch := []pending{first}
-		size := len(first.rec)
-	drain:
-		for len(batch) < p.n.cfg.MaxBatch && size < p.n.cfg.MaxBatchBytes {
-			select {
-			case it := <-p.queue:
-				batch = append(batch, it)
-				size += len(it.rec)
-			default:
-				break drain
-			}
-		}
-		p.flush(batch)
-	}
+// errTimeout answers a request that ended before its entry was committed. The entry may still be
+// appended; the client learns its index by resubmitting.
+func errTimeout() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "timeout",
+		Message: "the entry was not committed before the request ended; resubmit to learn its index", RetryAfter: time.Second}
 }
 
 func (p *proposer) flush(batch []pending) {
-	recs := make([][]byte, len(batch))
-	for i, it := range batch {
-		recs[i] = it.rec
-	}
+	recs := payloads(batch)
 	ctx, cancel := context.WithTimeout(context.Background(), p.n.cfg.ProposeTimeout)
 	defer cancel()
 	var results []ledger.Result

@@ -11,8 +11,8 @@ import (
 
 // relayer carries the submissions a member receives while it does not lead to the leader,
 // which admits them: every submission is admitted once, by the node that replicates it, and a
-// member cannot put in a batch what the leader's admission would refuse. Batching comes from
-// draining the queue, as the proposer's does; a relayed batch is one signed request.
+// member cannot put in a batch what the leader's admission would refuse. Submissions are
+// batched as the proposer's records are (runBatches); a relayed batch is one signed request.
 type relayer struct {
 	n     *Node
 	queue chan relayed
@@ -21,15 +21,13 @@ type relayer struct {
 // relayRetry is how long a relayed batch waits before trying again while leadership moves.
 const relayRetry = 50 * time.Millisecond
 
-type relayed struct {
-	body []byte
-	done chan batchResult
-}
+// relayed is one submission waiting to be relayed.
+type relayed = queued[batchResult]
 
 func newRelayer(n *Node) *relayer {
 	rl := &relayer{n: n, queue: make(chan relayed, n.cfg.QueueDepth)}
 	for range n.cfg.ProposeWorkers {
-		go rl.run()
+		go runBatches(rl.queue, n.stop, maxBatchEntries, n.cfg.MaxBatchBytes, rl.flush)
 	}
 	return rl
 }
@@ -40,7 +38,7 @@ func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batch
 	out := make([]batchResult, len(bodies))
 	dones := make([]chan batchResult, len(bodies))
 	for i, b := range bodies {
-		it := relayed{body: b, done: make(chan batchResult, 1)}
+		it := relayed{payload: b, done: make(chan batchResult, 1)}
 		select {
 		case rl.queue <- it:
 			dones[i] = it.done
@@ -59,8 +57,7 @@ func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batch
 		select {
 		case out[i] = <-done:
 		case <-ctx.Done():
-			out[i] = errorResult(&Error{Status: http.StatusServiceUnavailable, Code: "timeout",
-				Message: "the entry was not committed before the request ended; resubmit to learn its index", RetryAfter: time.Second})
+			out[i] = errorResult(errTimeout())
 			continue
 		}
 		if out[i].Index != nil && (out[i].Status == http.StatusCreated || out[i].Status == http.StatusOK) {
@@ -73,38 +70,10 @@ func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batch
 	return out
 }
 
-func (rl *relayer) run() {
-	for {
-		var first relayed
-		select {
-		case first = <-rl.queue:
-		case <-rl.n.stop:
-			return
-		}
-		batch := []relayed{first}
-		size := len(first.body)
-	drain:
-		for len(batch) < maxBatchEntries && size < rl.n.cfg.MaxBatchBytes {
-			select {
-			case it := <-rl.queue:
-				batch = append(batch, it)
-				size += len(it.body)
-			default:
-				break drain
-			}
-		}
-		rl.flush(batch)
-	}
-}
-
 func (rl *relayer) flush(batch []relayed) {
-	bodies := make([][]byte, len(batch))
-	for i, it := range batch {
-		bodies[i] = it.body
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), rl.n.cfg.ProposeTimeout)
 	defer cancel()
-	body := encodeBatch(ledger.KindEntries, bodies)
+	body := encodeBatch(ledger.KindEntries, payloads(batch))
 	var results []batchResult
 	err := rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
 	// Leadership is moving: the batch went nowhere, so it waits for the new leader rather than
