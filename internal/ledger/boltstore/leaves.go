@@ -197,18 +197,11 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 		// The leaf as stored: the caller's fields (only read, to encode them) with the timestamps.
 		stored := &trillian.LogLeaf{MerkleLeafHash: leaf.MerkleLeafHash, LeafValue: leaf.LeafValue, ExtraData: leaf.ExtraData,
 			LeafIndex: leaf.LeafIndex, LeafIdentityHash: leaf.LeafIdentityHash, QueueTimestamp: qts, IntegrateTimestamp: &timestamppb.Timestamp{}}
+		put := putSequenced
 		if !index {
-			v, err := encodeLeaf(stored)
-			if err != nil {
-				return nil, err
-			}
-			if err := tb.leaf.Put(key, v); err != nil {
-				return nil, err
-			}
-			out[i] = result(codes.OK, "OK", leaf)
-			continue
+			put = putLeaf
 		}
-		if err := putSequenced(tb, stored); err != nil {
+		if err := put(tb, stored); err != nil {
 			return nil, err
 		}
 		out[i] = result(codes.OK, "OK", leaf)
@@ -216,13 +209,18 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 	return out, nil
 }
 
-// putSequenced writes a leaf at its index with its identity and Merkle hash index entries.
-func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
+// putLeaf writes a leaf at its index.
+func putLeaf(tb *treeBuckets, leaf *trillian.LogLeaf) error {
 	v, err := encodeLeaf(leaf)
 	if err != nil {
 		return err
 	}
-	if err := tb.leaf.Put(indexKey(leaf.LeafIndex), v); err != nil {
+	return tb.leaf.Put(indexKey(leaf.LeafIndex), v)
+}
+
+// putSequenced writes a leaf at its index with its identity and Merkle hash index entries.
+func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
+	if err := putLeaf(tb, leaf); err != nil {
 		return err
 	}
 	if err := tb.ident.Put(leaf.LeafIdentityHash, encodeSeqRef(leaf.LeafIndex)); err != nil {
