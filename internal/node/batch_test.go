@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,13 +47,7 @@ func postBatch(t *testing.T, url string, bodies ...[]byte) (int, batchAnswer, []
 // links go to their co-signing group.
 func TestSubmitBatch(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
-	leader := tn.leader()
-	var follower *testMember
-	for _, m := range tn.members {
-		if m != leader {
-			follower = m
-		}
-	}
+	leader, follower := tn.follower()
 	s, other := newSigner(t), newSigner(t)
 	code, out := post(t, leader.url(), s.body([]byte(`{"n":"earlier"}`)))
 	if code != http.StatusCreated {
@@ -168,41 +161,26 @@ func TestBadBatchChangesNothing(t *testing.T) {
 // the same body for forwarding does not do), and admits each one itself.
 func TestRelayIsForMembersOnly(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
-	lead := tn.leader()
-	var member *testMember
-	for _, m := range tn.members {
-		if m != lead {
-			member = m
-		}
-	}
+	lead, member := tn.follower()
 	s := newSigner(t)
 	body := encodeBatch(ledger.KindEntries, [][]byte{s.body([]byte(`{"n":1}`))})
 	outsider := newSigner(t)
-	relay := func(name string, priv ed25519.PrivateKey, domain string, body []byte) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodPost, lead.url()+"/v1/internal/submit", bytes.NewReader(body))
-		req.Header.Set("Witnessnet-Member", name)
-		req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(priv, memberMessage(domain, body))))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+	relay := func(priv ed25519.PrivateKey, domain string, body []byte) (int, []byte) {
+		return memberCall(t, lead, "/v1/internal/submit", member, priv, domain, body)
 	}
-	if code, b := relay(member.name, outsider.priv, relayDomain, body); code != http.StatusForbidden {
+	if code, b := relay(outsider.priv, relayDomain, body); code != http.StatusForbidden {
 		t.Fatalf("signed by a non-member: %d %s", code, b)
 	}
-	if code, b := relay(member.name, member.witPriv, forwardDomain, body); code != http.StatusForbidden {
+	if code, b := relay(member.witPriv, forwardDomain, body); code != http.StatusForbidden {
 		t.Fatalf("signed for forwarding: %d %s", code, b)
 	}
-	if code, b := relay(member.name, member.witPriv, relayDomain, []byte("junk")); code != http.StatusBadRequest {
+	if code, b := relay(member.witPriv, relayDomain, []byte("junk")); code != http.StatusBadRequest {
 		t.Fatalf("malformed batch: %d %s", code, b)
 	}
 	if lead.node.ledger.Size() != 0 {
 		t.Fatal("a refused relay changed the log")
 	}
-	code, b := relay(member.name, member.witPriv, relayDomain, body)
+	code, b := relay(member.witPriv, relayDomain, body)
 	var out []batchResult
 	if err := json.Unmarshal(b, &out); code != http.StatusOK || err != nil || len(out) != 1 || out[0].Status != http.StatusCreated {
 		t.Fatalf("relay by a member: %d %s", code, b)
@@ -214,13 +192,7 @@ func TestRelayIsForMembersOnly(t *testing.T) {
 func TestLargeSubmissionRelayed(t *testing.T) {
 	// Small limits keep the entry small: 1.7 MB, past twice the batch limit plus 1 MiB.
 	tn := newTestNet(t, 3, func(c *Config) { c.MaxRequestBytes, c.MaxBatchBytes = 2<<20, 256<<10 })
-	lead := tn.leader()
-	var member *testMember
-	for _, m := range tn.members {
-		if m != lead {
-			member = m
-		}
-	}
+	_, member := tn.follower()
 	s := newSigner(t)
 	body := s.body([]byte(`{"pad":"` + strings.Repeat("x", 5<<18) + `"}`))
 	// A submission this large can outlast a leader on a slow machine; resubmitting after a 503

@@ -55,6 +55,22 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 }
 
+// reportAppend reports an append run that started at start: throughput, latency quantiles and,
+// given the network, entries per raft command. Failed submissions fail the benchmark.
+func reportAppend(b *testing.B, tn *testNet, start time.Time, lat *latencies, failed int64) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+	lat.report(b)
+	if failed > 0 {
+		b.Fatalf("%d submissions failed", failed)
+	}
+	if tn == nil {
+		return
+	}
+	if ai := tn.leader().node.ledger.AppliedIndex(); ai > 0 {
+		b.ReportMetric(float64(b.N)/float64(ai), "entries/command")
+	}
+}
+
 func submit(client *http.Client, url string, body []byte) error {
 	resp, err := client.Post(url+"/v1/entries", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -101,14 +117,7 @@ func BenchmarkAppend3Nodes(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
-	lat.report(b)
-	if failed.Load() > 0 {
-		b.Fatalf("%d submissions failed", failed.Load())
-	}
-	if ai := tn.leader().node.ledger.AppliedIndex(); ai > 0 {
-		b.ReportMetric(float64(b.N)/float64(ai), "entries/command")
-	}
+	reportAppend(b, tn, start, &lat, failed.Load())
 }
 
 // BenchmarkAppend3NodesAtRate offers a fixed open-loop load (rate entries/s) and reports the
@@ -141,11 +150,7 @@ func BenchmarkAppend3NodesAtRate(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
-			lat.report(b)
-			if failed.Load() > 0 {
-				b.Fatalf("%d submissions failed", failed.Load())
-			}
+			reportAppend(b, nil, start, &lat, failed.Load())
 		})
 	}
 }
@@ -201,14 +206,7 @@ func BenchmarkAppend3NodesBatched(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
-	lat.report(b)
-	if failed.Load() > 0 {
-		b.Fatalf("%d submissions failed", failed.Load())
-	}
-	if ai := tn.leader().node.ledger.AppliedIndex(); ai > 0 {
-		b.ReportMetric(float64(b.N)/float64(ai), "entries/command")
-	}
+	reportAppend(b, tn, start, &lat, failed.Load())
 }
 
 func toRawMessages(bodies [][]byte) []json.RawMessage {

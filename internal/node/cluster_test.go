@@ -236,6 +236,34 @@ func (tn *testNet) leader() *testMember {
 	return nil
 }
 
+// follower returns the leader and a running member that is not the leader.
+func (tn *testNet) follower() (leader, follower *testMember) {
+	tn.t.Helper()
+	leader = tn.leader()
+	for _, m := range tn.members {
+		if m != leader && m.node != nil {
+			return leader, m
+		}
+	}
+	tn.t.Fatal("no follower")
+	return nil, nil
+}
+
+// memberCall posts body to an internal endpoint of to, signed by member from under domain.
+func memberCall(t testing.TB, to *testMember, path string, from *testMember, priv ed25519.PrivateKey, domain string, body []byte) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, to.url()+path, bytes.NewReader(body))
+	req.Header.Set("Witnessnet-Member", from.name)
+	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(priv, memberMessage(domain, body))))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
 func (m *testMember) url() string { return "http://" + m.httpLn.Addr().String() }
 
 // signer makes DSSE envelopes with one ed25519 key.

@@ -2,8 +2,6 @@ package node
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -18,14 +16,7 @@ import (
 // search terms were made up, is refused and never reaches the log; an honest record goes in.
 func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
-	lead := tn.leader()
-	var liar *testMember
-	for _, m := range tn.members {
-		if m != lead {
-			liar = m
-			break
-		}
-	}
+	lead, liar := tn.follower()
 	s := newSigner(t)
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`)
 	// What an honest member's admission makes of this envelope.
@@ -51,17 +42,10 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 		recs = append(recs, b)
 	}
 	body := encodeBatch(ledger.KindEntries, recs)
-	req, _ := http.NewRequest(http.MethodPost, lead.url()+"/v1/internal/propose", bytes.NewReader(body))
-	req.Header.Set("Witnessnet-Member", liar.name)
-	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(liar.witPriv, memberMessage(forwardDomain, body))))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, raw := memberCall(t, lead, "/v1/internal/propose", liar, liar.witPriv, forwardDomain, body)
 	var out []forwardResult
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || len(out) != 3 {
-		t.Fatalf("forward: %d %v %+v", resp.StatusCode, err, out)
+	if err := json.Unmarshal(raw, &out); err != nil || code != http.StatusOK || len(out) != 3 {
+		t.Fatalf("forward: %d %v %+v", code, err, out)
 	}
 	for i, what := range []string{"a bad signature", "made-up terms"} {
 		if !strings.Contains(out[i].Error, "refused by the leader") {
