@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -41,16 +40,7 @@ func forge(t *testing.T, nw *localnet.Network, body string, members ...int) []by
 }
 
 func TestAuditFindsAForkAndEvidenceVerifies(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: 4, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Close()
-	if _, err := nw.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	nw, _ := startNetwork(t, 4)
 	dir := t.TempDir()
 	mustCLI(t, dir, "keygen", "--out", "k")
 	os.WriteFile(filepath.Join(dir, "doc.json"), []byte(`{"hello":"audit"}`), 0o644)

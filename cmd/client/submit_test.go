@@ -1,32 +1,18 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/witnessnet/witnessnet/internal/localnet"
 )
 
 // client submit with several files sends them as one batch and reports each file; a file the
 // node refuses fails the command (exit 1) without holding back the others.
 func TestSubmitSeveralFiles(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Close()
-	leader, err := nw.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nw, leader := startNetwork(t, 3)
 	server := nw.URLs()[(leader+1)%3] // a member that relays to the leader
 	dir := t.TempDir()
 	mustCLI(t, dir, "keygen", "--out", "alice")
