@@ -93,44 +93,14 @@ func submit(c *http.Client, url string, body []byte) (uint64, error) {
 	return out.Index, err
 }
 
-// closedLoop runs `clients` submitters spread over urls until every body is acknowledged.
+// closedLoop runs `clients` submitters spread over urls, one POST /v1/entries per body, until
+// every body is acknowledged.
 func closedLoop(urls []string, bodies [][]byte, clients int, progress func(int)) *loadResult {
-	c := newClient(clients)
-	var next, done atomic.Int64
-	var mu sync.Mutex
-	res := &loadResult{}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bodies) {
-					return
-				}
-				t0 := time.Now()
-				_, err := submit(c, urls[w%len(urls)], bodies[i])
-				d := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					res.failed++
-				} else {
-					res.lat = append(res.lat, d)
-				}
-				mu.Unlock()
-				if progress != nil {
-					progress(int(done.Add(1)))
-				}
-			}
-		}()
+	one := func(c *http.Client, url string, chunk [][]byte) error {
+		_, err := submit(c, url, chunk[0])
+		return err
 	}
-	wg.Wait()
-	res.elapsed = time.Since(start)
-	res.entries = len(res.lat)
-	slices.Sort(res.lat)
-	return res
+	return closedLoopBy(urls, bodies, clients, 1, one, progress)
 }
 
 // openLoop offers bodies at a fixed rate (entries/s), whatever the answers' latency.
@@ -215,9 +185,15 @@ func submitBatch(c *http.Client, url string, bodies [][]byte) error {
 }
 
 // closedLoopBatched runs `clients` submitters spread over urls, each posting `per` bodies at a
-// time, until every body is acknowledged. Latencies are per request (every entry of a batch
-// waits for the whole batch).
+// time with POST /v1/entries/batch, until every body is acknowledged.
 func closedLoopBatched(urls []string, bodies [][]byte, clients, per int, progress func(int)) *loadResult {
+	return closedLoopBy(urls, bodies, clients, per, submitBatch, progress)
+}
+
+// closedLoopBy runs `clients` submitters spread over urls, each sending `per` bodies at a time
+// with send, until every body is acknowledged. Latencies are per request (every entry of a
+// request waits for the whole request).
+func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*http.Client, string, [][]byte) error, progress func(int)) *loadResult {
 	c := newClient(clients)
 	var next, done atomic.Int64
 	var mu sync.Mutex
@@ -233,7 +209,7 @@ func closedLoopBatched(urls []string, bodies [][]byte, clients, per int, progres
 				}
 				chunk := bodies[lo:min(lo+per, len(bodies))]
 				t0 := time.Now()
-				err := submitBatch(c, urls[w%len(urls)], chunk)
+				err := send(c, urls[w%len(urls)], chunk)
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil {
