@@ -138,6 +138,11 @@ func (p *proposer) wait(ctx context.Context, done <-chan proposeResult) (ledger.
 	}
 }
 
+// errNotLeaderHere answers an internal call that only the leader takes.
+func errNotLeaderHere() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second}
+}
+
 // errTimeout answers a request that ended before its entry was committed. The entry may still be
 // appended; the client learns its index by resubmitting.
 func errTimeout() *Error {
@@ -327,7 +332,7 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !n.raft.IsLeader() {
-		n.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second})
+		n.writeError(w, r, errNotLeaderHere())
 		return
 	}
 	out := make([]forwardResult, len(recs))

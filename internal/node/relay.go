@@ -113,7 +113,7 @@ func (n *Node) handleRelay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !n.raft.IsLeader() {
-		n.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: "not_leader", Message: "this node is not the leader", RetryAfter: time.Second})
+		n.writeError(w, r, errNotLeaderHere())
 		return
 	}
 	bodies := make([]json.RawMessage, len(subs))
