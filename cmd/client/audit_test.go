@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 )
 
 // forge signs a checkpoint body with member 0's log key and the given members' witness keys, as
@@ -40,7 +41,7 @@ func forge(t *testing.T, nw *localnet.Network, body string, members ...int) []by
 }
 
 func TestAuditFindsAForkAndEvidenceVerifies(t *testing.T) {
-	nw, _ := startNetwork(t, 4)
+	nw, _ := localnettest.Start(t, 4)
 	dir := t.TempDir()
 	mustCLI(t, dir, "keygen", "--out", "k")
 	os.WriteFile(filepath.Join(dir, "doc.json"), []byte(`{"hello":"audit"}`), 0o644)

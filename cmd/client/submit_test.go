@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 )
 
 // client submit with several files sends them as one batch and reports each file; a file the
 // node refuses fails the command (exit 1) without holding back the others.
 func TestSubmitSeveralFiles(t *testing.T) {
-	nw, leader := startNetwork(t, 3)
+	nw, leader := localnettest.Start(t, 3)
 	server := nw.URLs()[(leader+1)%3] // a member that relays to the leader
 	dir := t.TempDir()
 	mustCLI(t, dir, "keygen", "--out", "alice")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
@@ -25,24 +24,6 @@ func cli(t *testing.T, dir string, args ...string) (int, string) {
 	code := run(args, &out, &errb)
 	os.Chdir(wd)
 	return code, out.String() + errb.String()
-}
-
-// startNetwork starts a local network of n nodes, closed when the test ends, and returns it
-// with the index of its leader.
-func startNetwork(t *testing.T, n int) (*localnet.Network, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: n, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
-	leader, err := nw.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nw, leader
 }
 
 func mustCLI(t *testing.T, dir string, args ...string) string {
@@ -70,7 +51,7 @@ func keyJSON(t *testing.T, path string) (string, map[string]any) {
 // three rebuilders co-sign the rebuild through different nodes, and verifies the product against
 // the log online and from a bundle; a tampered product and a lone rebuilder fail.
 func TestSupplyChainThroughTheLog(t *testing.T) {
-	nw, _ := startNetwork(t, 3)
+	nw, _ := localnettest.Start(t, 3)
 	dir := t.TempDir()
 	for _, k := range []string{"owner", "dev", "rb1", "rb2", "rb3"} {
 		mustCLI(t, dir, "keygen", "--out", k)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
@@ -15,7 +14,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 	"github.com/witnessnet/witnessnet/internal/p2p"
 	"github.com/witnessnet/witnessnet/internal/verify"
 )
@@ -61,16 +60,7 @@ func TestKeygen(t *testing.T) {
 // The next membership version, signed by each member with witness membership sign, merged and
 // submitted, is taken by the network.
 func TestMembershipSignMergeSubmit(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Close()
-	if _, err := nw.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	nw, _ := localnettest.Start(t, 3)
 	dir := t.TempDir()
 	next := strings.Replace(string(nw.Genesis), "version 1\n", "version 2\n", 1)
 	next = strings.Replace(next, "group members 3 ", "group members 2 ", 1)

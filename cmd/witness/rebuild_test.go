@@ -16,22 +16,15 @@ import (
 	"time"
 
 	"github.com/witnessnet/witnessnet/internal/client"
-	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 )
 
 // A member rebuilt with witness rebuild (replicated state set aside, witness state kept) is
 // caught up by its peers instead of bootstrapping a network of its own, and cosigns again.
 func TestRebuildMemberFromPeers(t *testing.T) {
+	nw, _ := localnettest.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Close()
-	if _, err := nw.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	keys := []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}

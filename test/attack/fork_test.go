@@ -1,7 +1,6 @@
 package attack
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
@@ -47,16 +47,7 @@ func forge(t *testing.T, nw *localnet.Network, body string, members ...int) []by
 // colluders (beyond the trust model) can, but an auditor comparing views turns the two
 // checkpoints into evidence naming the members who signed both.
 func TestForkedCheckpoints(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: 4, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Close()
-	if _, err := nw.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	nw, _ := localnettest.Start(t, 4)
 	s := newSubmitter()
 	if code, err := s.submit(nw.URLs()[0], 1); err != nil || code != http.StatusCreated {
 		t.Fatalf("submit: %d %v", code, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/localnet"
+	"github.com/witnessnet/witnessnet/internal/localnet/localnettest"
 	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
@@ -28,16 +29,9 @@ func waitQuorumCheckpoint(t *testing.T, policy *verify.Policy, url string, size 
 	return nil, nil
 }
 
-func startNetwork(t *testing.T, ctx context.Context, n int) (*localnet.Network, *verify.Policy) {
+func startNetwork(t *testing.T, n int) (*localnet.Network, *verify.Policy) {
 	t.Helper()
-	nw, err := localnet.Start(ctx, localnet.Config{Nodes: n, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
-	if _, err := nw.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	nw, _ := localnettest.Start(t, n)
 	policy, err := verify.ParsePolicy(nw.Policy)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +48,7 @@ func startNetwork(t *testing.T, ctx context.Context, n int) (*localnet.Network, 
 func TestRewrittenHistoryAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, policy := startNetwork(t, ctx, 4)
+	nw, policy := startNetwork(t, 4)
 	s := newSubmitter()
 	for i := range 5 {
 		if code, err := s.submit(nw.URLs()[i%4], i); err != nil || code != http.StatusCreated {
@@ -119,7 +113,7 @@ func TestRewrittenHistoryAfterRestart(t *testing.T) {
 func TestStaleNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, policy := startNetwork(t, ctx, 4)
+	nw, policy := startNetwork(t, 4)
 	s := newSubmitter()
 	for i := range 3 {
 		if code, err := s.submit(nw.URLs()[0], i); err != nil || code != http.StatusCreated {
