@@ -237,6 +237,17 @@ func (c *cluster) leader(among ...*member) *member {
 	return nil
 }
 
+// followerOf returns the first member that is not l.
+func (c *cluster) followerOf(l *member) *member {
+	for _, m := range c.members {
+		if m != l {
+			return m
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
+}
+
 func (c *cluster) waitConverged(want int) {
 	c.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

@@ -114,13 +114,7 @@ func TestRestartDoesNotReapply(t *testing.T) {
 		}
 	}
 	c.waitConverged(50)
-	var f *member
-	for _, m := range c.members {
-		if m != l {
-			f = m
-			break
-		}
-	}
+	f := c.followerOf(l)
 	c.stop(f)
 	for i := 50; i < 80; i++ {
 		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
@@ -144,13 +138,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		cfg.WALSegmentBytes = 1024
 	})
 	l := c.leader()
-	var f *member
-	for _, m := range c.members {
-		if m != l {
-			f = m
-			break
-		}
-	}
+	f := c.followerOf(l)
 	c.isolate(f)
 	for i := range 100 {
 		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {

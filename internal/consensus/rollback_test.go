@@ -28,13 +28,7 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 				cfg.WALSegmentBytes = 1024
 			})
 			l := c.leader()
-			var f *member
-			for _, m := range c.members {
-				if m != l {
-					f = m
-					break
-				}
-			}
+			f := c.followerOf(l)
 			for i := range 10 {
 				if err := propose(t, l.node, fmt.Sprintf("a%d", i)); err != nil {
 					t.Fatal(err)
