@@ -191,17 +191,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 
 // Lookup returns the index of an entry by identity.
 func (l *Ledger) Lookup(id Identity) (uint64, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if idx, ok := l.st.unindexed.lookup(id); ok {
-		return idx, nil
-	}
-	var idx []int64
-	err := l.st.db.View(func(tx *bbolt.Tx) error {
-		var err error
-		idx, err = boltstore.SequencedIndexesTx(tx, l.st.tree.TreeId, [][]byte{id[:]})
-		return err
-	})
+	idx, err := l.LookupAll([]Identity{id})
 	if err != nil {
 		return 0, err
 	}
@@ -209,6 +199,37 @@ func (l *Ledger) Lookup(id Identity) (uint64, error) {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return uint64(idx[0]), nil
+}
+
+// LookupAll returns the index of each entry by identity, or -1 for one not in the log, in one
+// read transaction.
+func (l *Ledger) LookupAll(ids []Identity) ([]int64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]int64, len(ids))
+	hashes := make([][]byte, len(ids))
+	for i := range ids {
+		if idx, ok := l.st.unindexed.lookup(ids[i]); ok {
+			out[i] = int64(idx)
+			continue
+		}
+		hashes[i] = ids[i][:]
+	}
+	var stored []int64
+	err := l.st.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		stored, err = boltstore.SequencedIndexesTx(tx, l.st.tree.TreeId, hashes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, h := range hashes {
+		if h != nil {
+			out[i] = stored[i]
+		}
+	}
+	return out, nil
 }
 
 // poke wakes the sequencer without blocking.

@@ -80,21 +80,34 @@ func (n *Node) submitMany(r *http.Request, bodies []json.RawMessage) []batchResu
 	queued := make([]<-chan proposeResult, len(adms))
 	first := map[ledger.Identity]int{}
 	repeats := map[int]int{}
+	var ids []ledger.Identity
+	for _, adm := range adms {
+		if adm != nil && adm.rec != nil {
+			ids = append(ids, adm.rec.Identity)
+		}
+	}
+	stored, err := n.ledger.LookupAll(ids)
+	if err != nil {
+		stored = nil // not known to be in the log: the state machine deduplicates them
+	}
 	for i, adm := range adms {
 		if adm == nil || adm.rec == nil {
 			continue
+		}
+		idx := int64(-1)
+		if stored != nil {
+			idx, stored = stored[0], stored[1:]
 		}
 		if j, ok := first[adm.rec.Identity]; ok {
 			repeats[i] = j
 			continue
 		}
 		first[adm.rec.Identity] = i
-		if idx, err := n.ledger.Lookup(adm.rec.Identity); err == nil {
-			out[i] = batchResult{Status: http.StatusOK, submitAnswer: submitAnswer{Index: indexOf(idx), Entry: adm.rec.Identity.String()}}
+		if idx >= 0 {
+			out[i] = batchResult{Status: http.StatusOK, submitAnswer: submitAnswer{Index: indexOf(uint64(idx)), Entry: adm.rec.Identity.String()}}
 			continue
 		}
 		b, _ := adm.rec.MarshalBinary()
-		var err error
 		if queued[i], err = n.proposer.enqueue(b); err != nil {
 			out[i] = n.failed(r, err)
 		}
