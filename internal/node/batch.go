@@ -132,16 +132,22 @@ func (n *Node) submitMany(r *http.Request, bodies []json.RawMessage) []batchResu
 			return recordAnswer(adms[i].rec, res)
 		})
 	}
+	answerRepeats(out, repeats)
+	if anyRecord {
+		n.awaitLocal(r.Context(), last)
+	}
+	return out
+}
+
+// answerRepeats answers each repeated submission i as its first copy repeats[i] was answered:
+// an entry the first copy appended (201) is already in the log for the repeat (200).
+func answerRepeats(out []batchResult, repeats map[int]int) {
 	for i, j := range repeats {
 		out[i] = out[j]
 		if out[j].Status == http.StatusCreated {
 			out[i].Status = http.StatusOK
 		}
 	}
-	if anyRecord {
-		n.awaitLocal(r.Context(), last)
-	}
-	return out
 }
 
 // answered runs one submission's last step and turns its outcome into a batch result.

@@ -37,7 +37,16 @@ func newRelayer(n *Node) *relayer {
 func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batchResult {
 	out := make([]batchResult, len(bodies))
 	dones := make([]chan batchResult, len(bodies))
+	// A body repeated in the request is relayed once: relayed batches may reach the leader in
+	// any order, and the first of the request's copies is the one appended.
+	first := map[string]int{}
+	repeats := map[int]int{}
 	for i, b := range bodies {
+		if j, ok := first[string(b)]; ok {
+			repeats[i] = j
+			continue
+		}
+		first[string(b)] = i
 		it := relayed{payload: b, done: make(chan batchResult, 1)}
 		select {
 		case rl.queue <- it:
@@ -64,6 +73,7 @@ func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batch
 			last, appended = max(last, *out[i].Index), true
 		}
 	}
+	answerRepeats(out, repeats)
 	if appended {
 		rl.n.awaitLocal(ctx, last)
 	}
