@@ -12,8 +12,8 @@ import (
 
 // keyIndexed (in bucketMeta) is the count of entries whose identity and Merkle hash are in the
 // tree's indexes. Apply stores leaves without index entries; the sequencer goroutine indexes them
-// behind it, indexBatch at a time and in key order, which dirties far fewer B+tree pages than
-// indexing each raft command's few hundred random keys as it is applied. Until then the
+// behind it, indexBatch at a time, as sorted runs (boltstore.IndexLeavesTx), which costs far less
+// than putting each raft command's few hundred random keys into B+trees. Until then the
 // entries' identities are held in memory (unindexed), rebuilt from the leaves when state.db is
 // opened, so lookups by identity, and the deduplication every replica applies, see every entry
 // either way and answer the same.

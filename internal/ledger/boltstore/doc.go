@@ -24,6 +24,7 @@
 //	  node   level (1B) + index (8B BE)            -> node hash
 //	  root   tree size (8B BE)                     -> LogRootV1 bytes, the last root stored at that size
 //	  meta   "latest"                              -> LogRootV1 bytes of the latest root
+//	  runs   sorted runs of identity and Merkle hash index entries (IndexLeavesTx; see runs.go)
 //
 // Node keys are level-major, so the 256 hashes of a C2SP tile (level 8L, indexes 256N..256N+255)
 // are one contiguous key range.

@@ -26,11 +26,12 @@ var (
 	subNode  = []byte("node")  // level (1B) || index (8B BE) -> hash
 	subRoot  = []byte("root")  // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
 	subMeta  = []byte("meta")  // keyLatest -> LogRootV1 bytes
+	subRuns  = []byte("runs")  // sorted runs of index entries written by IndexLeavesTx (see runs.go)
 )
 
 var (
 	keyLatest = []byte("latest")
-	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subNode, subRoot, subMeta}
+	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subNode, subRoot, subMeta, subRuns}
 )
 
 const signBit = 1 << 63
@@ -135,6 +136,7 @@ func decodeRef(v []byte) (kind byte, index int64, qkey []byte, err error) {
 // treeBuckets are the sub-buckets of one tree, valid for the life of one bbolt transaction.
 type treeBuckets struct {
 	leaf, ident, hash, queue, node, root, meta *bbolt.Bucket
+	runs                                       *bbolt.Bucket // nil in a file written before runs existed
 }
 
 // openTree returns the tree's buckets, or ErrTreeNotFound. It never creates anything.
@@ -146,6 +148,7 @@ func openTree(tx *bbolt.Tx, treeID int64) (*treeBuckets, error) {
 	tb := &treeBuckets{
 		leaf: b.Bucket(subLeaf), ident: b.Bucket(subIdent), hash: b.Bucket(subHash),
 		queue: b.Bucket(subQueue), node: b.Bucket(subNode), root: b.Bucket(subRoot), meta: b.Bucket(subMeta),
+		runs: b.Bucket(subRuns),
 	}
 	for _, s := range []*bbolt.Bucket{tb.leaf, tb.ident, tb.hash, tb.queue, tb.node, tb.root, tb.meta} {
 		if s == nil {

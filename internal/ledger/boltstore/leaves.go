@@ -3,9 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/google/trillian"
@@ -185,7 +185,11 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 			continue
 		}
 		if index {
-			if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
+			ref, err := identRef(tb, leaf.LeafIdentityHash)
+			if err != nil {
+				return nil, err
+			}
+			if ref != nil {
 				other, err := leafByRef(tb, ref)
 				if err != nil {
 					return nil, err
@@ -229,11 +233,26 @@ func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
 	return tb.hash.Put(hashKey(leaf.MerkleLeafHash, leaf.LeafIndex), nil)
 }
 
-// indexLeaves writes the identity and Merkle hash index entries of the stored leaves [from, to),
-// each index in key order.
-func indexLeaves(tb *treeBuckets, from, to int64) error {
-	type entry struct{ k, v []byte }
-	var idents, hashes []entry
+// indexLeaves writes the identity and Merkle hash index entries of the stored leaves [from, to)
+// as sorted runs (see runs.go). Leaves below the end of the last range indexed count as indexed.
+func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) error {
+	if tb.runs == nil {
+		b, err := tx.Bucket(treeBucketName(treeID)).CreateBucket(subRuns)
+		if err != nil {
+			return err
+		}
+		tb.runs = b
+	}
+	done, err := indexedEnd(tb.runs)
+	if err != nil {
+		return err
+	}
+	from = max(from, done)
+	if from >= to {
+		return nil
+	}
+	idents := make(records, 0, (to-from)*recordSize)
+	hashes := make(records, 0, (to-from)*recordSize)
 	c := tb.leaf.Cursor()
 	want := from
 	for k, v := c.Seek(indexKey(from)); want < to; k, v = c.Next() {
@@ -251,27 +270,45 @@ func indexLeaves(tb *treeBuckets, from, to int64) error {
 		if err != nil {
 			return fmt.Errorf("leaf %d: %w", idx, err)
 		}
-		idents = append(idents, entry{identity, encodeSeqRef(idx)})
-		hashes = append(hashes, entry{hashKey(merkle, idx), nil})
+		idents = binary.BigEndian.AppendUint64(append(idents, identity...), uint64(idx))
+		hashes = binary.BigEndian.AppendUint64(append(hashes, merkle...), uint64(idx))
 		want++
 	}
-	cmp := func(a, b entry) int { return bytes.Compare(a.k, b.k) }
-	slices.SortFunc(idents, cmp)
-	slices.SortFunc(hashes, cmp)
-	for _, e := range idents {
-		if ref := tb.ident.Get(e.k); ref != nil && !bytes.Equal(ref, e.v) {
-			return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another place", e.k)
+	// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx refuses it.
+	runs, err := openRuns(tb.runs, runIdent)
+	if err != nil {
+		return err
+	}
+	for i := range idents.len() {
+		h := idents.hash(i)
+		other := tb.ident.Get(h) != nil
+		for j := 0; j < len(runs) && !other && err == nil; j++ {
+			err = runs[j].find(h, func(int64) { other = true })
 		}
-		if err := tb.ident.Put(e.k, e.v); err != nil {
+		if err != nil {
 			return err
 		}
-	}
-	for _, e := range hashes {
-		if err := tb.hash.Put(e.k, e.v); err != nil {
-			return err
+		if other {
+			return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another leaf", h)
 		}
 	}
-	return nil
+	if err := addRun(tb.runs, runIdent, from, to, idents); err != nil {
+		return err
+	}
+	return addRun(tb.runs, runHash, from, to, hashes)
+}
+
+// identRef returns the ident ref of a leaf identity hash, from the ident bucket or, for a leaf
+// indexed in runs, as a sequenced ref; nil if there is none.
+func identRef(tb *treeBuckets, h []byte) ([]byte, error) {
+	if ref := tb.ident.Get(h); ref != nil {
+		return ref, nil
+	}
+	idx, err := findInRuns(tb.runs, runIdent, h)
+	if err != nil || len(idx) == 0 {
+		return nil, err
+	}
+	return encodeSeqRef(idx[0]), nil
 }
 
 // queueLeaves adds leaves to a LOG tree's queue; a leaf whose identity hash is already queued or
@@ -283,7 +320,11 @@ func queueLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time) ([]*
 	qts := timestamppb.New(ts)
 	out := make([]*trillian.QueuedLogLeaf, len(leaves))
 	for i, leaf := range leaves {
-		if ref := tb.ident.Get(leaf.LeafIdentityHash); ref != nil {
+		ref, err := identRef(tb, leaf.LeafIdentityHash)
+		if err != nil {
+			return nil, err
+		}
+		if ref != nil {
 			prev, err := leafByRef(tb, ref)
 			if err != nil {
 				return nil, err
@@ -336,7 +377,10 @@ func dequeue(tb *treeBuckets, limit int, cutoff time.Time, seen map[string]bool)
 // updateSequenced moves queued leaves to the indexes the sequencer assigned them.
 func updateSequenced(tb *treeBuckets, leaves []*trillian.LogLeaf) error {
 	for _, leaf := range leaves {
-		ref := tb.ident.Get(leaf.LeafIdentityHash)
+		ref, err := identRef(tb, leaf.LeafIdentityHash)
+		if err != nil {
+			return err
+		}
 		if ref == nil {
 			return fmt.Errorf("leaf %x: %w", leaf.LeafIdentityHash, ErrNotSequenced)
 		}

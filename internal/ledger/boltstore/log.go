@@ -168,8 +168,7 @@ func AddSequencedLeavesTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf
 // identity hash itself and indexes them later, many at a time, with IndexLeavesTx: it stores each
 // leaf at its LeafIndex and writes no identity or Merkle hash index entry. Until IndexLeavesTx
 // has covered a leaf, GetLeavesByHash and SequencedIndexesTx do not find it, and a leaf with its
-// identity hash is not refused. Indexing later, in key order and in large batches, writes far
-// fewer B+tree pages than indexing each small batch of leaves as it arrives.
+// identity hash is not refused.
 func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
 	tb, err := openTree(tx, treeID)
 	if err != nil {
@@ -179,14 +178,17 @@ func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillia
 }
 
 // IndexLeavesTx writes the identity and Merkle hash index entries of the sequenced leaves
-// [from, to), stored with AddSequencedLeavesUnindexedTx. Indexing a leaf again is harmless; a
-// missing leaf, or an identity hash indexed at another leaf, is an error.
+// [from, to), stored with AddSequencedLeavesUnindexedTx, as one sorted run merged with earlier
+// runs (see runs.go): the cost per leaf grows with the logarithm of the tree's size, where
+// entries put one by one into a B+tree dirty a page each. Ranges are indexed in increasing
+// order: leaves below the end of the last range indexed count as indexed, so indexing them again
+// does nothing. A missing leaf, or an identity hash indexed at another leaf, is an error.
 func IndexLeavesTx(tx *bbolt.Tx, treeID int64, from, to int64) error {
 	tb, err := openTree(tx, treeID)
 	if err != nil {
 		return err
 	}
-	return indexLeaves(tb, from, to)
+	return indexLeaves(tx, treeID, tb, from, to)
 }
 
 // IdentityHashesTx returns the identity hashes of the sequenced leaves [from, to), in order.
@@ -213,22 +215,33 @@ func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]
 	if err != nil {
 		return nil, err
 	}
+	runs, err := openRuns(tb.runs, runIdent)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]int64, len(identityHashes))
 	for i, h := range identityHashes {
 		out[i] = -1
 		if h == nil {
 			continue
 		}
-		ref := tb.ident.Get(h)
-		if ref == nil {
+		if ref := tb.ident.Get(h); ref != nil {
+			kind, index, _, err := decodeRef(ref)
+			if err != nil {
+				return nil, err
+			}
+			if kind == refSequenced {
+				out[i] = index
+			}
 			continue
 		}
-		kind, index, _, err := decodeRef(ref)
-		if err != nil {
-			return nil, err
-		}
-		if kind == refSequenced {
-			out[i] = index
+		for j := range runs {
+			if err := runs[j].find(h, func(idx int64) { out[i] = idx }); err != nil {
+				return nil, err
+			}
+			if out[i] >= 0 {
+				break
+			}
 		}
 	}
 	return out, nil

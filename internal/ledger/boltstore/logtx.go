@@ -137,6 +137,19 @@ func (t *logTX) GetLeavesByHash(ctx context.Context, leafHashes [][]byte, orderB
 				out = append(out, leaf)
 			}
 		}
+		indexes, err := findInRuns(t.tb.runs, runHash, h)
+		if err != nil {
+			return nil, err
+		}
+		for _, idx := range indexes {
+			leaf, err := getLeaf(t.tb, indexKey(idx))
+			if err != nil {
+				return nil, err
+			}
+			if leaf != nil {
+				out = append(out, leaf)
+			}
+		}
 	}
 	if orderBySequence {
 		sort.SliceStable(out, func(i, j int) bool { return out[i].LeafIndex < out[j].LeafIndex })
