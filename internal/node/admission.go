@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/jsonscan"
 	"github.com/witnessnet/witnessnet/internal/ledger"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
@@ -48,9 +49,11 @@ const (
 // co-signing contribution. Every failure is an *Error with a 4xx status; nothing has changed
 // when it returns one.
 func (n *Node) admit(body []byte) (*admitted, error) {
-	var req submitRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return nil, err
+	req, ok := scanSubmission(body)
+	if !ok {
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
 	}
 	raw := bytes.TrimSpace(req.Envelope)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -78,6 +81,25 @@ func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitte
 		return nil, errorf(http.StatusBadRequest, "too_many_signatures", "%d signatures; at most %d", len(m.Signatures), maxSignatures)
 	}
 	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
+}
+
+// scanSubmission decodes the common form of a submission in one pass (see package jsonscan);
+// when it cannot, ok is false and decodeStrict decides.
+func scanSubmission(body []byte) (req submitRequest, ok bool) {
+	s := jsonscan.New(body)
+	s.Object(func(k string) {
+		switch k {
+		case "envelope":
+			req.Envelope = s.Raw()
+		case "layout":
+			req.Layout = s.String()
+		case "public_keys":
+			req.PublicKeys = s.Strings()
+		default:
+			s.Fail()
+		}
+	})
+	return req, s.End()
 }
 
 // decodeStrict decodes one JSON object with no unknown fields and nothing after it.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/jsonscan"
 	"github.com/witnessnet/witnessnet/internal/ledger"
 )
 
@@ -30,6 +31,21 @@ type batchResult struct {
 	RetryAfter int    `json:"retry_after,omitempty"` // seconds, for 429 and 503
 }
 
+// scanBatch decodes the common form of a batch in one pass (see package jsonscan); when it
+// cannot, ok is false and decodeStrict decides.
+func scanBatch(body []byte) (req batchRequest, ok bool) {
+	s := jsonscan.New(body)
+	s.Object(func(k string) {
+		if k != "entries" {
+			s.Fail()
+			return
+		}
+		req.Entries = []json.RawMessage{}
+		s.Array(func() { req.Entries = append(req.Entries, s.Raw()) })
+	})
+	return req, s.End()
+}
+
 // handleSubmitBatch takes many submissions in one request. Each is admitted, replicated and
 // answered as if submitted alone, so one bad entry fails alone (see submitMany); a member that
 // does not lead relays them to the leader. The answer is 200 with one result per submission, in
@@ -40,10 +56,12 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	var req batchRequest
-	if err := decodeStrict(body, &req); err != nil {
-		n.writeError(w, r, err)
-		return
+	req, ok := scanBatch(body)
+	if !ok {
+		if err := decodeStrict(body, &req); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
 	}
 	if len(req.Entries) == 0 || len(req.Entries) > maxBatchEntries {
 		n.writeError(w, r, errorf(http.StatusBadRequest, "batch_size", "a batch holds 1 to %d entries; this one holds %d", maxBatchEntries, len(req.Entries)))

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -39,4 +40,69 @@ func FuzzSubmit(f *testing.F) {
 			t.Fatalf("a %d answer changed the log", resp.StatusCode)
 		}
 	})
+}
+
+// FuzzScanSubmission and FuzzScanBatch hold the one-pass decodings of a submission and of a
+// batch to encoding/json's: whatever they decode, decodeStrict decodes to the same request.
+func FuzzScanSubmission(f *testing.F) {
+	s := newSigner(f)
+	for _, seed := range [][]byte{
+		s.body([]byte(`{"a":1}`)),
+		[]byte(`{"envelope":{"payloadType":"t","payload":"","signatures":[]},"layout":"sha256:00","public_keys":["-----BEGIN\nX\n-----END"]}`),
+		[]byte(`{"envelope":{"a":["b",{"c":[]}]},"public_keys":[]}`),
+		[]byte(`{"envelope":{},"envelope":{}}`),
+		[]byte(`{"Envelope":{},"layout":"\u0041"}`),
+		[]byte(`{"envelope":{"a":1},"layout":null}`),
+		[]byte(`{"envelope":{"a":"b"}} {}`),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := scanSubmission(body)
+		if !ok {
+			return
+		}
+		var slow submitRequest
+		if err := decodeStrict(body, &slow); err != nil {
+			t.Fatalf("scanned a submission encoding/json refuses: %v", err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("scanned %+v, encoding/json decoded %+v", fast, slow)
+		}
+	})
+}
+
+func FuzzScanBatch(f *testing.F) {
+	s := newSigner(f)
+	f.Add(append(append([]byte(`{"entries":[`), s.body([]byte(`{"a":1}`))...), `, {"envelope":{}}]}`...))
+	for _, seed := range []string{`{"entries":[]}`, `{"entries":[1]}`, `{"entries":null}`, `{"Entries":[{}]}`, `{"entries":[{"x":"\t"}],"entries":[]}`, `{"entries":[{"a":[[[]]]}]}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := scanBatch(body)
+		if !ok {
+			return
+		}
+		var slow batchRequest
+		if err := decodeStrict(body, &slow); err != nil {
+			t.Fatalf("scanned a batch encoding/json refuses: %v", err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("scanned %+v, encoding/json decoded %+v", fast, slow)
+		}
+	})
+}
+
+// What clients send (a signed envelope with PEM keys, a batch of such submissions) is decoded
+// in one pass, not left to encoding/json.
+func TestCommonSubmissionsScanned(t *testing.T) {
+	s := newSigner(t)
+	body := s.body([]byte(`{"a":1}`))
+	if _, ok := scanSubmission(body); !ok {
+		t.Errorf("submission not scanned: %s", body)
+	}
+	batch := append(append(append(append([]byte(`{"entries":[`), body...), ',', '\n'), body...), "]}"...)
+	if req, ok := scanBatch(batch); !ok || len(req.Entries) != 2 {
+		t.Errorf("batch not scanned: %s", batch)
+	}
 }

@@ -3,6 +3,7 @@ package intoto
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/witnessnet/witnessnet/internal/verify"
@@ -90,4 +91,46 @@ func FuzzRule(f *testing.F) {
 		}
 		_ = fnmatch(b, name)
 	})
+}
+
+// FuzzScanEnvelope holds the one-pass envelope decoding to encoding/json's: whatever
+// scanEnvelope decodes, decodeDocument decodes to the same document.
+func FuzzScanEnvelope(f *testing.F) {
+	for _, v := range []string{"demo.dsse.layout", "package-dsse.2f89b927.link", "demo.layout"} {
+		f.Add(readVector(f, v))
+	}
+	for _, s := range []string{
+		`{"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k","sig":"AAAA"}]}`,
+		` { "payloadType" : "t\/\"\\\n" ,"payload":"", "signatures":[ ] } `,
+		`{"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k","sig":"AAAA","cert":""}]}`,
+		`{"payloadType":"t","payloadType":"u","payload":"aGk=","signatures":[]}`,
+		`{"PayloadType":"t","payload":"aGk=","signatures":[{"KeyID":"k","sig":"AAAA"}]}`,
+		`{"payloadType":"\u0074","payload":"aGk=","signatures":null}`,
+		`{"payloadType":"é","payload":"aGk=","signatures":[{}]}`,
+		`{"payloadType":"t","payload":"aGk=","signatures":[{"keyid":"k","sig":"AAAA"}]}x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fast, ok := scanEnvelope(raw)
+		if !ok {
+			return
+		}
+		slow, err := decodeDocument(raw)
+		if err != nil {
+			t.Fatalf("scanned an envelope encoding/json refuses: %v", err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("scanned %+v, encoding/json decoded %+v", fast, slow)
+		}
+	})
+}
+
+// The DSSE envelopes of the in-toto vectors are decoded in one pass, not left to encoding/json.
+func TestCommonEnvelopesScanned(t *testing.T) {
+	for _, v := range []string{"demo.dsse.layout", "package-dsse.2f89b927.link"} {
+		if _, ok := scanEnvelope(bytes.TrimSpace(readVector(t, v))); !ok {
+			t.Errorf("%s not scanned", v)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/witnessnet/witnessnet/internal/jsonscan"
 	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
@@ -72,11 +73,64 @@ type wireDocument struct {
 	Signed      json.RawMessage `json:"signed"`
 	PayloadType *string         `json:"payloadType"`
 	Payload     *string         `json:"payload"`
-	Signatures  []struct {
-		KeyID string  `json:"keyid"`
-		Sig   *string `json:"sig"`
-		Cert  *string `json:"cert,omitempty"` // metablocks only
-	} `json:"signatures"`
+	Signatures  []wireSignature `json:"signatures"`
+}
+
+type wireSignature struct {
+	KeyID string  `json:"keyid"`
+	Sig   *string `json:"sig"`
+	Cert  *string `json:"cert,omitempty"` // metablocks only
+}
+
+// scanEnvelope decodes the common form of a DSSE envelope in one pass (see package jsonscan);
+// when it cannot, ok is false and decodeDocument decides.
+func scanEnvelope(raw []byte) (w wireDocument, ok bool) {
+	s := jsonscan.New(raw)
+	s.Object(func(k string) {
+		switch k {
+		case "payloadType":
+			v := s.String()
+			w.PayloadType = &v
+		case "payload":
+			v := s.String()
+			w.Payload = &v
+		case "signatures":
+			w.Signatures = []wireSignature{}
+			s.Array(func() {
+				var sig wireSignature
+				s.Object(func(k string) {
+					switch k {
+					case "keyid":
+						sig.KeyID = s.String()
+					case "sig":
+						v := s.String()
+						sig.Sig = &v
+					default:
+						s.Fail()
+					}
+				})
+				w.Signatures = append(w.Signatures, sig)
+			})
+		default:
+			s.Fail()
+		}
+	})
+	return w, s.End()
+}
+
+// decodeDocument decodes either envelope form with encoding/json: exactly one object, no
+// unknown fields.
+func decodeDocument(raw []byte) (wireDocument, error) {
+	var w wireDocument
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return w, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return w, fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	return w, nil
 }
 
 // ParseMetadata parses a DSSE envelope or a metablock and the document inside. It fails only
@@ -84,14 +138,12 @@ type wireDocument struct {
 // envelope of another payload is KindOther.
 func ParseMetadata(raw []byte) (*Metadata, error) {
 	raw = bytes.TrimSpace(raw)
-	var w wireDocument
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: trailing data", ErrMalformed)
+	w, ok := scanEnvelope(raw)
+	if !ok {
+		var err error
+		if w, err = decodeDocument(raw); err != nil {
+			return nil, err
+		}
 	}
 	if w.Signed != nil {
 		if w.PayloadType != nil || w.Payload != nil {

@@ -1,0 +1,294 @@
+// Package jsonscan reads, in one pass, the common shape of the JSON that witnessnet's hot paths
+// decode: submissions, batches of them and DSSE envelopes. It knows objects, arrays and strings
+// of printable ASCII with the short escapes (\" \\ \/ \b \f \n \r \t), nothing else: on any other
+// input (numbers, literals, \u escapes, other bytes, a key its caller does not expect, a repeated
+// key) it fails, and the caller decodes the input again with encoding/json, which decides. So a
+// fast decoding that succeeds is always the one encoding/json gives; the callers' fuzz targets
+// check exactly that.
+//
+// encoding/json makes four to six passes over a submitted envelope (finding the end of each
+// value, validating, decoding, once per nesting of json.RawMessage), which cost about as much as
+// checking its signature.
+package jsonscan
+
+// Scanner reads one JSON text. Once a read fails, every later read fails too and OK reports false.
+type Scanner struct {
+	b      []byte
+	i      int
+	depth  int
+	failed bool
+}
+
+// maxDepth is encoding/json's limit on nesting.
+const maxDepth = 10000
+
+// New returns a scanner over b.
+func New(b []byte) *Scanner { return &Scanner{b: b} }
+
+// OK says whether every read so far succeeded.
+func (s *Scanner) OK() bool { return !s.failed }
+
+// Fail makes the scan fail: the caller met something it does not decode itself.
+func (s *Scanner) Fail() { s.failed = true }
+
+func (s *Scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after whitespace, or 0 at the end.
+func (s *Scanner) peek() byte {
+	s.ws()
+	if s.failed || s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+func (s *Scanner) expect(c byte) bool {
+	if s.peek() != c {
+		s.failed = true
+		return false
+	}
+	s.i++
+	return true
+}
+
+// End reads the end of the text: nothing but whitespace may follow.
+func (s *Scanner) End() bool {
+	s.ws()
+	if s.i != len(s.b) {
+		s.failed = true
+	}
+	return !s.failed
+}
+
+// String reads a string.
+func (s *Scanner) String() string {
+	if !s.expect('"') {
+		return ""
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			v := string(s.b[start:s.i])
+			s.i++
+			return v
+		case c == '\\':
+			return s.escaped(start)
+		case c < 0x20 || c > 0x7e:
+			s.failed = true
+			return ""
+		}
+		s.i++
+	}
+	s.failed = true
+	return ""
+}
+
+// escaped finishes a string that started at start and has an escape at s.i.
+func (s *Scanner) escaped(start int) string {
+	out := append(make([]byte, 0, s.i-start+16), s.b[start:s.i]...)
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return string(out)
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				s.failed = true
+				return ""
+			}
+			var r byte
+			switch s.b[s.i+1] {
+			case '"', '\\', '/':
+				r = s.b[s.i+1]
+			case 'b':
+				r = '\b'
+			case 'f':
+				r = '\f'
+			case 'n':
+				r = '\n'
+			case 'r':
+				r = '\r'
+			case 't':
+				r = '\t'
+			default: // \u, or not JSON
+				s.failed = true
+				return ""
+			}
+			out = append(out, r)
+			s.i += 2
+			continue
+		case c < 0x20 || c > 0x7e:
+			s.failed = true
+			return ""
+		}
+		out = append(out, c)
+		s.i++
+	}
+	s.failed = true
+	return ""
+}
+
+// Object reads an object, calling field with each key; field MUST read the key's value (or
+// fail the scan). A key that appears twice fails the scan: encoding/json keeps the last.
+func (s *Scanner) Object(field func(key string)) {
+	if !s.expect('{') {
+		return
+	}
+	if s.peek() == '}' {
+		s.i++
+		return
+	}
+	var seen []string
+	for !s.failed {
+		k := s.String()
+		for _, p := range seen {
+			if p == k {
+				s.failed = true
+			}
+		}
+		seen = append(seen, k)
+		if !s.expect(':') {
+			return
+		}
+		field(k)
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return
+		default:
+			s.failed = true
+		}
+	}
+}
+
+// Array reads an array, calling elem to read each element.
+func (s *Scanner) Array(elem func()) {
+	if !s.expect('[') {
+		return
+	}
+	if s.peek() == ']' {
+		s.i++
+		return
+	}
+	for !s.failed {
+		elem()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return
+		default:
+			s.failed = true
+		}
+	}
+}
+
+// Strings reads an array of strings.
+func (s *Scanner) Strings() []string {
+	out := []string{}
+	s.Array(func() { out = append(out, s.String()) })
+	return out
+}
+
+// Raw reads an object and returns its bytes as they are in the text, what json.RawMessage holds.
+// Values inside it are checked as the scanner knows them, keys not at all beyond their syntax.
+func (s *Scanner) Raw() []byte {
+	if s.peek() != '{' {
+		s.failed = true
+		return nil
+	}
+	start := s.i
+	s.value()
+	if s.failed {
+		return nil
+	}
+	return s.b[start:s.i]
+}
+
+// value reads any value the scanner knows.
+func (s *Scanner) value() {
+	if s.depth++; s.depth > maxDepth {
+		s.failed = true
+	}
+	defer func() { s.depth-- }()
+	switch s.peek() {
+	case '{':
+		s.i++
+		if s.peek() == '}' {
+			s.i++
+			return
+		}
+		for !s.failed {
+			s.skipString()
+			if !s.expect(':') {
+				return
+			}
+			s.value()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case '}':
+				s.i++
+				return
+			default:
+				s.failed = true
+			}
+		}
+	case '[':
+		s.Array(s.value)
+	case '"':
+		s.skipString()
+	default:
+		s.failed = true
+	}
+}
+
+// skipString reads a string as String does, without keeping it.
+func (s *Scanner) skipString() {
+	if !s.expect('"') {
+		return
+	}
+	for s.i < len(s.b) {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return
+		case c == '\\':
+			if s.i+1 >= len(s.b) || !shortEscape(s.b[s.i+1]) {
+				s.failed = true
+				return
+			}
+			s.i += 2
+			continue
+		case c < 0x20 || c > 0x7e:
+			s.failed = true
+			return
+		}
+		s.i++
+	}
+	s.failed = true
+}
+
+// shortEscape says whether \c is an escape the scanner decodes.
+func shortEscape(c byte) bool {
+	switch c {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return true
+	}
+	return false
+}
