@@ -108,21 +108,8 @@ func (s *Scanner) escaped(start int) string {
 				s.failed = true
 				return ""
 			}
-			var r byte
-			switch s.b[s.i+1] {
-			case '"', '\\', '/':
-				r = s.b[s.i+1]
-			case 'b':
-				r = '\b'
-			case 'f':
-				r = '\f'
-			case 'n':
-				r = '\n'
-			case 'r':
-				r = '\r'
-			case 't':
-				r = '\t'
-			default: // \u, or not JSON
+			r, ok := unescape(s.b[s.i+1])
+			if !ok { // \u, or not JSON
 				s.failed = true
 				return ""
 			}
@@ -269,7 +256,11 @@ func (s *Scanner) skipString() {
 			s.i++
 			return
 		case c == '\\':
-			if s.i+1 >= len(s.b) || !shortEscape(s.b[s.i+1]) {
+			if s.i+1 >= len(s.b) {
+				s.failed = true
+				return
+			}
+			if _, ok := unescape(s.b[s.i+1]); !ok {
 				s.failed = true
 				return
 			}
@@ -284,11 +275,21 @@ func (s *Scanner) skipString() {
 	s.failed = true
 }
 
-// shortEscape says whether \c is an escape the scanner decodes.
-func shortEscape(c byte) bool {
+// unescape decodes the short escape \c.
+func unescape(c byte) (byte, bool) {
 	switch c {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return true
+	case '"', '\\', '/':
+		return c, true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
 	}
-	return false
+	return 0, false
 }

@@ -70,3 +70,21 @@ func TestRaw(t *testing.T) {
 		t.Error("nesting deeper than encoding/json's limit accepted")
 	}
 }
+
+// Truncated input fails the scan wherever it ends.
+func TestTruncated(t *testing.T) {
+	in := `{"a":{"b":["c\n",{"d":"e\"f"}]},"g":"h\\"}`
+	for n := range len(in) {
+		s := New([]byte(in[:n]))
+		s.Object(func(k string) {
+			if k == "a" {
+				s.Raw()
+			} else {
+				_ = s.String()
+			}
+		})
+		if s.End() {
+			t.Errorf("%q accepted", in[:n])
+		}
+	}
+}
