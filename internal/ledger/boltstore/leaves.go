@@ -270,9 +270,16 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 		if err != nil {
 			return fmt.Errorf("leaf %d: %w", idx, err)
 		}
+		want++
+		// A leaf stored with AddSequencedLeavesTx is in the B+tree indexes already.
+		if ref := tb.ident.Get(identity); ref != nil {
+			if !bytes.Equal(ref, encodeSeqRef(idx)) {
+				return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another leaf", identity)
+			}
+			continue
+		}
 		idents = binary.BigEndian.AppendUint64(append(idents, identity...), uint64(idx))
 		hashes = binary.BigEndian.AppendUint64(append(hashes, merkle...), uint64(idx))
-		want++
 	}
 	// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx refuses it.
 	runs, err := openRuns(tb.runs, runIdent)
@@ -281,7 +288,7 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 	}
 	for i := range idents.len() {
 		h := idents.hash(i)
-		other := tb.ident.Get(h) != nil
+		other := false
 		for j := 0; j < len(runs) && !other && err == nil; j++ {
 			err = runs[j].find(h, func(int64) { other = true })
 		}

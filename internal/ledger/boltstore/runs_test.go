@@ -12,6 +12,9 @@ import (
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // smallRuns makes chunks and merges small enough for a test's few hundred leaves to cross chunk
@@ -152,5 +155,72 @@ func TestBloom(t *testing.T) {
 	}
 	if rate := float64(false_) / n; rate > 0.02 {
 		t.Errorf("false positive rate %.3f", rate)
+	}
+}
+
+// Leaves indexed in the B+trees (AddSequencedLeaves) and leaves indexed in runs are found alike,
+// once each, and an identity in either refuses a second leaf with it.
+func TestRunsBesideBTreeIndexes(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	id := testTree.TreeId
+	leaves := makeLeaves(0, 12, 40)
+	if _, err := ls.AddSequencedLeaves(ctx, testTree, leaves[:5], epoch); err != nil {
+		t.Fatal(err)
+	}
+	update := func(f func(tx *bbolt.Tx) error) error { return ls.db.Update(f) }
+	if err := update(func(tx *bbolt.Tx) error {
+		if _, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[5:10], epoch); err != nil {
+			return err
+		}
+		return IndexLeavesTx(tx, id, 0, 10)
+	}); err != nil {
+		t.Fatalf("indexing leaves some of which the B+trees hold: %v", err)
+	}
+	var got []int64
+	if err := ls.db.View(func(tx *bbolt.Tx) error {
+		hashes := make([][]byte, 10)
+		for i := range hashes {
+			hashes[i] = leaves[i].LeafIdentityHash
+		}
+		var err error
+		got, err = SequencedIndexesTx(tx, id, hashes)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, idx := range got {
+		if idx != int64(i) {
+			t.Fatalf("identity of leaf %d found at %d", i, idx)
+		}
+	}
+	tx, err := ls.SnapshotForTree(ctx, testTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{2, 7} {
+		found, err := tx.GetLeavesByHash(ctx, [][]byte{leaves[i].MerkleLeafHash}, true)
+		if err != nil || len(found) != 1 || found[0].LeafIndex != int64(i) {
+			t.Fatalf("leaf %d by hash: %d leaves, %v", i, len(found), err)
+		}
+	}
+	tx.Close()
+
+	// Leaf 10 with the identity of leaf 7 (in a run), leaf 11 with that of leaf 3 (in a B+tree).
+	twin := proto.Clone(leaves[10]).(*trillian.LogLeaf)
+	twin.LeafIdentityHash = leaves[7].LeafIdentityHash
+	res, err := ls.AddSequencedLeaves(ctx, testTree, []*trillian.LogLeaf{twin}, epoch)
+	if err != nil || status.FromProto(res[0].Status).Code() != codes.FailedPrecondition || res[0].Leaf.LeafIndex != 7 {
+		t.Fatalf("a leaf with an identity indexed in a run: %v, %v", res, err)
+	}
+	twin = proto.Clone(leaves[10]).(*trillian.LogLeaf)
+	twin.LeafIdentityHash = leaves[3].LeafIdentityHash
+	if err := update(func(tx *bbolt.Tx) error {
+		if _, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch); err != nil {
+			return err
+		}
+		return IndexLeavesTx(tx, id, 10, 11)
+	}); err == nil {
+		t.Fatal("indexed a leaf whose identity the B+tree index holds at another leaf")
 	}
 }
