@@ -96,22 +96,20 @@ func (u *unindexed) indexedUpTo(to uint64) bool {
 }
 
 // loadUnindexed reads the identities of the entries not yet indexed. A state.db written before
-// indexing was deferred has no keyIndexed: every entry in it is indexed.
+// indexing was deferred has no keyIndexed: every entry in it is indexed, which is recorded once.
 func (st *store) loadUnindexed() error {
 	var from uint64
 	var hashes [][]byte
-	err := st.db.Update(func(tx *bbolt.Tx) error {
+	var unmarked bool
+	err := st.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		next := getU64(m.Get(keyNext))
-		if v := m.Get(keyIndexed); v != nil {
-			from = getU64(v)
-		} else {
+		v := m.Get(keyIndexed)
+		if unmarked = v == nil; unmarked {
 			from = next
-			if err := m.Put(keyIndexed, u64(next)); err != nil {
-				return err
-			}
+			return nil
 		}
-		if from >= next {
+		if from = getU64(v); from >= next {
 			return nil
 		}
 		var err error
@@ -121,6 +119,9 @@ func (st *store) loadUnindexed() error {
 		}
 		return err
 	})
+	if err == nil && unmarked {
+		err = st.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyIndexed, u64(from)) })
+	}
 	if err != nil {
 		return fmt.Errorf("read unindexed entries: %w", err)
 	}
