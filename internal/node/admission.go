@@ -49,11 +49,9 @@ const (
 // co-signing contribution. Every failure is an *Error with a 4xx status; nothing has changed
 // when it returns one.
 func (n *Node) admit(body []byte) (*admitted, error) {
-	req, ok := scanSubmission(body)
-	if !ok {
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, err
-		}
+	req, err := decodeSubmission(body)
+	if err != nil {
+		return nil, err
 	}
 	raw := bytes.TrimSpace(req.Envelope)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -83,6 +81,16 @@ func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitte
 	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
 }
 
+// decodeSubmission decodes a submission: in one pass when it has the common form, else with
+// encoding/json (decodeStrict), which then decides.
+func decodeSubmission(body []byte) (submitRequest, error) {
+	if req, ok := scanSubmission(body); ok {
+		return req, nil
+	}
+	var req submitRequest
+	return req, decodeStrict(body, &req)
+}
+
 // scanSubmission decodes the common form of a submission in one pass (see package jsonscan);
 // when it cannot, ok is false and decodeStrict decides.
 func scanSubmission(body []byte) (req submitRequest, ok bool) {
@@ -99,7 +107,10 @@ func scanSubmission(body []byte) (req submitRequest, ok bool) {
 			s.Fail()
 		}
 	})
-	return req, s.End()
+	if !s.End() {
+		return submitRequest{}, false // nothing half-decoded reaches encoding/json, which decodes into it
+	}
+	return req, true
 }
 
 // decodeStrict decodes one JSON object with no unknown fields and nothing after it.

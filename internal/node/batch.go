@@ -31,6 +31,16 @@ type batchResult struct {
 	RetryAfter int    `json:"retry_after,omitempty"` // seconds, for 429 and 503
 }
 
+// decodeBatchRequest decodes a batch: in one pass when it has the common form, else with
+// encoding/json (decodeStrict), which then decides.
+func decodeBatchRequest(body []byte) (batchRequest, error) {
+	if req, ok := scanBatch(body); ok {
+		return req, nil
+	}
+	var req batchRequest
+	return req, decodeStrict(body, &req)
+}
+
 // scanBatch decodes the common form of a batch in one pass (see package jsonscan); when it
 // cannot, ok is false and decodeStrict decides.
 func scanBatch(body []byte) (req batchRequest, ok bool) {
@@ -43,7 +53,10 @@ func scanBatch(body []byte) (req batchRequest, ok bool) {
 		req.Entries = []json.RawMessage{}
 		s.Array(func() { req.Entries = append(req.Entries, s.Raw()) })
 	})
-	return req, s.End()
+	if !s.End() {
+		return batchRequest{}, false // nothing half-decoded reaches encoding/json, which decodes into it
+	}
+	return req, true
 }
 
 // handleSubmitBatch takes many submissions in one request. Each is admitted, replicated and
@@ -56,12 +69,10 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	req, ok := scanBatch(body)
-	if !ok {
-		if err := decodeStrict(body, &req); err != nil {
-			n.writeError(w, r, err)
-			return
-		}
+	req, err := decodeBatchRequest(body)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
 	}
 	if len(req.Entries) == 0 || len(req.Entries) > maxBatchEntries {
 		n.writeError(w, r, errorf(http.StatusBadRequest, "batch_size", "a batch holds 1 to %d entries; this one holds %d", maxBatchEntries, len(req.Entries)))

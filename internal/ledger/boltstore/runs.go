@@ -17,7 +17,10 @@ import (
 // so indexing cost grew with the log (a 4 KiB page rewritten per entry and per index at a
 // million entries). Instead each call writes its leaves' entries as one run, sorted by hash,
 // and merges it with the newest run while that is no larger, as a binary counter carries: a run
-// is rewritten about log2(N/batch) times in all, and a tree holds about as many runs.
+// is rewritten about log2(N/batch) times in all, and a tree holds about as many runs. Runs stop
+// merging at maxRunMerge records, which bounds the largest merge (about 80 MiB read and written
+// for both indexes, in one transaction, once per million leaves); beyond that a tree gains a run
+// per million leaves, and looking up an absent hash costs one Bloom probe per run.
 //
 // A run covers the leaves [start, end) and has, under the tree's runs bucket:
 //

@@ -82,6 +82,15 @@ type wireSignature struct {
 	Cert  *string `json:"cert,omitempty"` // metablocks only
 }
 
+// decodeWire decodes either envelope form: in one pass when it is a DSSE envelope of the common
+// form, else with encoding/json (decodeDocument), which then decides.
+func decodeWire(raw []byte) (wireDocument, error) {
+	if w, ok := scanEnvelope(raw); ok {
+		return w, nil
+	}
+	return decodeDocument(raw)
+}
+
 // scanEnvelope decodes the common form of a DSSE envelope in one pass (see package jsonscan);
 // when it cannot, ok is false and decodeDocument decides.
 func scanEnvelope(raw []byte) (w wireDocument, ok bool) {
@@ -115,7 +124,10 @@ func scanEnvelope(raw []byte) (w wireDocument, ok bool) {
 			s.Fail()
 		}
 	})
-	return w, s.End()
+	if !s.End() {
+		return wireDocument{}, false // nothing half-decoded reaches the caller
+	}
+	return w, true
 }
 
 // decodeDocument decodes either envelope form with encoding/json: exactly one object, no
@@ -138,12 +150,9 @@ func decodeDocument(raw []byte) (wireDocument, error) {
 // envelope of another payload is KindOther.
 func ParseMetadata(raw []byte) (*Metadata, error) {
 	raw = bytes.TrimSpace(raw)
-	w, ok := scanEnvelope(raw)
-	if !ok {
-		var err error
-		if w, err = decodeDocument(raw); err != nil {
-			return nil, err
-		}
+	w, err := decodeWire(raw)
+	if err != nil {
+		return nil, err
 	}
 	if w.Signed != nil {
 		if w.PayloadType != nil || w.Payload != nil {
