@@ -55,10 +55,25 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 }
 
-// reportAppend reports an append run that started at start: throughput, latency quantiles and,
-// given the network, entries per raft command. Failed submissions fail the benchmark.
-func reportAppend(b *testing.B, tn *testNet, start time.Time, lat *latencies, failed int64) {
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+// mark is when a measured run started: the wall clock and the process's CPU time so far.
+type mark struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+func markNow() mark { return mark{time.Now(), processCPU()} }
+
+// reportAppend reports an append run that started at start: throughput, latency quantiles, the
+// CPU time per entry and the cores busy on average (every node and the load generator share the
+// process) and, given the network, entries per raft command. Failed submissions fail the
+// benchmark.
+func reportAppend(b *testing.B, tn *testNet, start mark, lat *latencies, failed int64) {
+	wall := time.Since(start.at)
+	b.ReportMetric(float64(b.N)/wall.Seconds(), "entries/s")
+	if cpu := processCPU() - start.cpu; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/entry")
+		b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
+	}
 	lat.report(b)
 	if failed > 0 {
 		b.Fatalf("%d submissions failed", failed)
@@ -95,7 +110,7 @@ func BenchmarkAppend3Nodes(b *testing.B) {
 	var next atomic.Int64
 	var failed atomic.Int64
 	b.ResetTimer()
-	start := time.Now()
+	start := markNow()
 	var wg sync.WaitGroup
 	for w := range benchClients {
 		wg.Add(1)
@@ -132,10 +147,10 @@ func BenchmarkAppend3NodesAtRate(b *testing.B) {
 			var failed atomic.Int64
 			interval := time.Second / time.Duration(rate)
 			b.ResetTimer()
-			start := time.Now()
+			start := markNow()
 			var wg sync.WaitGroup
 			for i := range b.N {
-				if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				if d := time.Until(start.at.Add(time.Duration(i) * interval)); d > 0 {
 					time.Sleep(d)
 				}
 				wg.Add(1)
@@ -170,7 +185,7 @@ func BenchmarkAppend3NodesBatched(b *testing.B) {
 	var next atomic.Int64
 	var failed atomic.Int64
 	b.ResetTimer()
-	start := time.Now()
+	start := markNow()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {

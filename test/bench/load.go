@@ -57,6 +57,7 @@ type loadResult struct {
 	entries int
 	failed  int
 	elapsed time.Duration
+	cpu     time.Duration   // the process's CPU time during the run: every node and the load generator
 	lat     []time.Duration // sorted
 	indexes []uint64
 	started []time.Time
@@ -64,6 +65,14 @@ type loadResult struct {
 }
 
 func (r *loadResult) rate() float64 { return float64(r.entries) / r.elapsed.Seconds() }
+
+// cpuShare says what the run cost in CPU: per entry, and the cores busy on average.
+func (r *loadResult) cpuShare() string {
+	if r.cpu <= 0 || r.entries == 0 {
+		return "CPU not measured"
+	}
+	return fmt.Sprintf("CPU %.0f µs/entry, %.2f cores busy", float64(r.cpu.Microseconds())/float64(r.entries), r.cpu.Seconds()/r.elapsed.Seconds())
+}
 
 func (r *loadResult) quantile(q float64) time.Duration {
 	if len(r.lat) == 0 {
@@ -198,7 +207,7 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 	var next, done atomic.Int64
 	var mu sync.Mutex
 	res := &loadResult{}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {
@@ -229,7 +238,7 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	res.elapsed, res.cpu = time.Since(start), processCPU()-cpu0
 	slices.Sort(res.lat)
 	return res
 }

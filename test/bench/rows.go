@@ -57,7 +57,7 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 			return fmt.Errorf("%d of %d submissions failed", r.failed, len(bodies))
 		}
 		t.add(fmt.Sprintf("append throughput, %d node(s)", n), fmt.Sprintf("%.0f entries/s", r.rate()),
-			fmt.Sprintf("%d × 1 KiB DSSE entries, %d closed-loop clients over all nodes; p50 %s, p99 %s", r.entries, o.clients, ms(r.quantile(0.5)), ms(r.quantile(0.99))), "")
+			fmt.Sprintf("%d × 1 KiB DSSE entries, %d closed-loop clients over all nodes; p50 %s, p99 %s; %s", r.entries, o.clients, ms(r.quantile(0.5)), ms(r.quantile(0.99)), r.cpuShare()), "")
 		if o.batch > 1 {
 			rb := closedLoopBatched(nw.URLs(), s.bodies(o.entries, fmt.Sprintf("batch-%d", n)), o.batchClients, o.batch,
 				progress(fmt.Sprintf("batched, %d node(s)", n), o.entries))
@@ -66,8 +66,8 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 				return fmt.Errorf("%d of %d batched submissions failed: %v", rb.failed, o.entries, rb.err)
 			}
 			t.add(fmt.Sprintf("append throughput, %d node(s), batched submission", n), fmt.Sprintf("%.0f entries/s", rb.rate()),
-				fmt.Sprintf("%d × 1 KiB DSSE entries, POST /v1/entries/batch of %d, %d closed-loop clients over all nodes; per request p50 %s, p99 %s",
-					rb.entries, o.batch, o.batchClients, ms(rb.quantile(0.5)), ms(rb.quantile(0.99))), "")
+				fmt.Sprintf("%d × 1 KiB DSSE entries, POST /v1/entries/batch of %d, %d closed-loop clients over all nodes; per request p50 %s, p99 %s; %s",
+					rb.entries, o.batch, o.batchClients, ms(rb.quantile(0.5)), ms(rb.quantile(0.99)), rb.cpuShare()), "")
 		}
 		half := max(int(r.rate()/2), 100)
 		bodies = s.bodies(o.entries/2, fmt.Sprintf("half-%d", n))
