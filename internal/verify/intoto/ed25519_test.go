@@ -26,10 +26,19 @@ var smallOrder = []string{
 // group order L, little endian: S values at or above it are non-canonical.
 const orderL = "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010"
 
-func agree(t *testing.T, pub, msg, sig []byte) {
+// agree checks the verifier against crypto/ed25519, on its own and through a Key, whose first
+// verification uses the key as it is and later ones its precomputed form.
+func agree(t testing.TB, pub, msg, sig []byte) {
 	t.Helper()
-	if want, got := ed25519.Verify(pub, msg, sig), verifyEd25519(pub, msg, sig); want != got {
+	want := ed25519.Verify(pub, msg, sig)
+	if got := verifyEd25519(pub, msg, sig); want != got {
 		t.Fatalf("pub %x sig %x: crypto/ed25519 says %v, witnessnet says %v", pub, sig, want, got)
+	}
+	k := &Key{KeyType: "ed25519", Scheme: "ed25519", Public: ed25519.PublicKey(pub)}
+	for i := range 3 {
+		if got := k.Verify(msg, sig); want != got {
+			t.Fatalf("pub %x sig %x: crypto/ed25519 says %v, a Key's verification %d says %v", pub, sig, want, i+1, got)
+		}
 	}
 }
 
@@ -122,6 +131,12 @@ func BenchmarkVerifyEd25519(b *testing.B) {
 	b.Run("witnessnet", func(b *testing.B) {
 		for b.Loop() {
 			verifyEd25519(pub, msg, sig)
+		}
+	})
+	b.Run("witnessnet-key-reused", func(b *testing.B) {
+		k := &Key{KeyType: "ed25519", Scheme: "ed25519", Public: pub}
+		for b.Loop() {
+			k.Verify(msg, sig)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
@@ -26,6 +27,11 @@ type Key struct {
 	Scheme  string // ed25519, rsassa-pss-sha256, rsa-pkcs1v15-sha256, ecdsa-sha2-nistp256, ...
 	Public  crypto.PublicKey
 	der     []byte // PKIX encoding: key identity by material
+
+	// An Ed25519 key that verifies more than once keeps its point decompressed and its table
+	// precomputed (about 1.5 KiB), which saves about an eighth of each later verification.
+	edUses     atomic.Int32
+	edExpanded atomic.Pointer[voi.ExpandedPublicKey]
 }
 
 // sslibKey is securesystemslib's JSON form of a public key.
@@ -194,6 +200,9 @@ func (k *Key) checkScheme() error {
 func (k *Key) Verify(msg, sig []byte) bool {
 	switch pub := k.Public.(type) {
 	case ed25519.PublicKey:
+		if x := k.expandedEd25519(pub); x != nil {
+			return voi.VerifyExpandedWithOptions(x, msg, sig, stdlibRules)
+		}
 		return verifyEd25519(pub, msg, sig)
 	case *ecdsa.PublicKey:
 		var d []byte
@@ -237,6 +246,23 @@ func rsaHash(scheme string, msg []byte) (crypto.Hash, []byte) {
 // equation, non-canonical and small-order public keys allowed, canonical S required); it
 // verifies in about half the time on amd64 (see BenchmarkVerifyEd25519).
 var stdlibRules = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
+// expandedEd25519 returns the key's precomputed form from its second verification on, or nil.
+// A key that does not decompress has none; verifyEd25519 refuses its signatures.
+func (k *Key) expandedEd25519(pub ed25519.PublicKey) *voi.ExpandedPublicKey {
+	if x := k.edExpanded.Load(); x != nil {
+		return x
+	}
+	if k.edUses.Add(1) < 2 || len(pub) != ed25519.PublicKeySize {
+		return nil
+	}
+	x, err := voi.NewExpandedPublicKey(voi.PublicKey(pub))
+	if err != nil {
+		return nil
+	}
+	k.edExpanded.Store(x)
+	return x
+}
 
 func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
 	if len(pub) != ed25519.PublicKeySize {
