@@ -3,7 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/runs"
 )
 
 // hashSize is the size of every leaf hash this provider accepts (RFC 6962, SHA-256).
@@ -233,8 +235,14 @@ func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
 	return tb.hash.Put(hashKey(leaf.MerkleLeafHash, leaf.LeafIndex), nil)
 }
 
+// Kinds of the sorted runs (package runs) in a tree's runs bucket.
+const (
+	runIdent = 'i' // LeafIdentityHash -> index, unique
+	runHash  = 'h' // MerkleLeafHash -> index
+)
+
 // indexLeaves writes the identity and Merkle hash index entries of the stored leaves [from, to)
-// as sorted runs (see runs.go). Leaves below the end of the last range indexed count as indexed.
+// as sorted runs. Leaves below the end of the last range indexed count as indexed.
 func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) error {
 	if tb.runs == nil {
 		b, err := tx.Bucket(treeBucketName(treeID)).CreateBucket(subRuns)
@@ -243,7 +251,7 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 		}
 		tb.runs = b
 	}
-	done, err := indexedEnd(tb.runs)
+	done, err := runs.End(tb.runs, runHash)
 	if err != nil {
 		return err
 	}
@@ -251,8 +259,8 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 	if from >= to {
 		return nil
 	}
-	idents := make(records, 0, (to-from)*recordSize)
-	hashes := make(records, 0, (to-from)*recordSize)
+	idents := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
+	hashes := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
 	c := tb.leaf.Cursor()
 	want := from
 	for k, v := c.Seek(indexKey(from)); want < to; k, v = c.Next() {
@@ -278,31 +286,48 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 			}
 			continue
 		}
-		idents = binary.BigEndian.AppendUint64(append(idents, identity...), uint64(idx))
-		hashes = binary.BigEndian.AppendUint64(append(hashes, merkle...), uint64(idx))
+		idents.Append(identity, uint64(idx))
+		hashes.Append(merkle, uint64(idx))
 	}
 	// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx refuses it.
-	runs, err := openRuns(tb.runs, runIdent)
+	older, err := runs.Open(tb.runs, runIdent)
 	if err != nil {
 		return err
 	}
-	for i := range idents.len() {
-		h := idents.hash(i)
-		other := false
-		for j := 0; j < len(runs) && !other && err == nil; j++ {
-			err = runs[j].find(h, func(int64) { other = true })
-		}
-		if err != nil {
-			return err
-		}
-		if other {
-			return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another leaf", h)
+	for i := range idents.Len() {
+		for j := range older {
+			at := uint64(0)
+			found, err := older[j].Find(idents.Hash(i), 0, func(idx uint64) bool { at = idx; return false })
+			if err != nil {
+				return err
+			}
+			if found {
+				return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at leaf %d", idents.Hash(i), at)
+			}
 		}
 	}
-	if err := addRun(tb.runs, runIdent, from, to, idents); err != nil {
+	if err := runs.Add(tb.runs, runIdent, from, to, idents, true); err != nil {
+		if errors.Is(err, runs.ErrDuplicate) {
+			return status.Errorf(codes.FailedPrecondition, "%v", err)
+		}
 		return err
 	}
-	return addRun(tb.runs, runHash, from, to, hashes)
+	return runs.Add(tb.runs, runHash, from, to, hashes, false)
+}
+
+// findInRuns returns the indexes of the leaves whose kind hash is h, in the tree's runs.
+func findInRuns(b *bbolt.Bucket, kind byte, h []byte) ([]int64, error) {
+	rs, err := runs.Open(b, kind)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for i := range rs {
+		if _, err := rs[i].Find(h, 0, func(idx uint64) bool { out = append(out, int64(idx)); return true }); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // identRef returns the ident ref of a leaf identity hash, from the ident bucket or, for a leaf

@@ -10,6 +10,8 @@ import (
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
 	"go.etcd.io/bbolt"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/runs"
 )
 
 var _ storage.LogStorage = (*LogStorage)(nil)
@@ -215,7 +217,7 @@ func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	runs, err := openRuns(tb.runs, runIdent)
+	rs, err := runs.Open(tb.runs, runIdent)
 	if err != nil {
 		return nil, err
 	}
@@ -235,11 +237,12 @@ func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]
 			}
 			continue
 		}
-		for j := range runs {
-			if err := runs[j].find(h, func(idx int64) { out[i] = idx }); err != nil {
+		for j := range rs {
+			found, err := rs[j].Find(h, 0, func(idx uint64) bool { out[i] = int64(idx); return false })
+			if err != nil {
 				return nil, err
 			}
-			if out[i] >= 0 {
+			if found {
 				break
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/witnessnet/witnessnet/internal/ledger/runs"
+
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
@@ -17,19 +19,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// smallRuns makes chunks and merges small enough for a test's few hundred leaves to cross chunk
-// boundaries and the merge limit.
-func smallRuns(t *testing.T, chunk, merge int) {
-	oldChunk, oldMerge := chunkRecords, maxRunMerge
-	chunkRecords, maxRunMerge = chunk, merge
-	t.Cleanup(func() { chunkRecords, maxRunMerge = oldChunk, oldMerge })
-}
-
 // Lookups by identity and by Merkle hash answer what a map of the indexed leaves answers, after
-// every call to IndexLeavesTx, including Merkle hashes shared by several leaves whose records
-// span chunks, and the number of runs stays logarithmic up to the merge limit.
+// every call to IndexLeavesTx, including Merkle hashes shared by several leaves, and the number
+// of runs stays logarithmic (package runs tests chunk boundaries and the merge limit).
 func TestRunsMatchModel(t *testing.T) {
-	smallRuns(t, 3, 64)
 	ls, _ := newTestTree(t)
 	ctx := context.Background()
 	id := testTree.TreeId
@@ -64,7 +57,7 @@ func TestRunsMatchModel(t *testing.T) {
 		absent := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(step)))
 		hashes = append(hashes, absent[:], nil)
 		var got []int64
-		var runs []runHeader
+		var open []runs.Run
 		if err := ls.db.View(func(tx *bbolt.Tx) error {
 			var err error
 			if got, err = SequencedIndexesTx(tx, id, hashes); err != nil {
@@ -72,7 +65,7 @@ func TestRunsMatchModel(t *testing.T) {
 			}
 			tb, err := openTree(tx, id)
 			if err == nil {
-				runs, err = runHeaders(tb.runs, runIdent)
+				open, err = runs.Open(tb.runs, runIdent)
 			}
 			return err
 		}); err != nil {
@@ -87,8 +80,8 @@ func TestRunsMatchModel(t *testing.T) {
 				t.Fatalf("step %d: identity of leaf %d (of %d, %d indexed) found at %d", step, i, len(hashes), indexed, idx)
 			}
 		}
-		if limit := bits.Len(uint(indexed)) + indexed/maxRunMerge + 1; len(runs) > limit {
-			t.Errorf("step %d: %d runs for %d leaves", step, len(runs), indexed)
+		if limit := bits.Len(uint(indexed)) + 1; len(open) > limit {
+			t.Errorf("step %d: %d runs for %d leaves", step, len(open), indexed)
 		}
 
 		tx, err := ls.SnapshotForTree(ctx, testTree)
@@ -116,45 +109,6 @@ func TestRunsMatchModel(t *testing.T) {
 			}
 		}
 		tx.Close()
-	}
-}
-
-// A merge that meets a second leaf with an indexed identity refuses it.
-func TestMergeRefusesTwinIdentity(t *testing.T) {
-	a := make(records, 0, 2*recordSize)
-	h := sha256.Sum256([]byte("twin"))
-	a = binary.BigEndian.AppendUint64(append(a, h[:]...), 1)
-	b := binary.BigEndian.AppendUint64(append(records(nil), h[:]...), 7)
-	if _, err := mergeRecords(runIdent, a, b); err == nil {
-		t.Fatal("merged two leaves with one identity")
-	}
-	if m, err := mergeRecords(runHash, a, b); err != nil || m.len() != 2 {
-		t.Fatalf("Merkle hash records: %d merged, %v", m.len(), err)
-	}
-}
-
-// The Bloom filter never misses a hash it holds and answers about 1% of others.
-func TestBloom(t *testing.T) {
-	const n = 20000
-	f := make([]byte, bloomSize(n))
-	hash := func(i int) []byte {
-		h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
-		return h[:]
-	}
-	for i := range n {
-		bloomAdd(f, hash(i))
-	}
-	false_ := 0
-	for i := range n {
-		if !bloomHas(f, hash(i)) {
-			t.Fatalf("hash %d added and not found", i)
-		}
-		if bloomHas(f, hash(n+i)) {
-			false_++
-		}
-	}
-	if rate := float64(false_) / n; rate > 0.02 {
-		t.Errorf("false positive rate %.3f", rate)
 	}
 }
 

@@ -1,0 +1,170 @@
+package runs
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"go.etcd.io/bbolt"
+)
+
+func hashOf(i int) []byte {
+	h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	return h[:]
+}
+
+func openBucket(t *testing.T) *bbolt.DB {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "runs.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("runs")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// smallRuns makes chunks and the merge limit small enough for a test's few thousand records
+// to cross both.
+func smallRuns(t *testing.T, chunk, merge int) {
+	oldChunk, oldMerge := chunkRecords, maxMerge
+	chunkRecords, maxMerge = chunk, merge
+	t.Cleanup(func() { chunkRecords, maxMerge = oldChunk, oldMerge })
+}
+
+// After every Add, Find answers what a map from hash to indexes answers, from any starting index
+// and stopping where asked, for hashes with one entry, hashes with many entries across chunk
+// boundaries and runs, and absent hashes; the runs stay within log2(N)+1 below the merge limit.
+func TestMatchesModel(t *testing.T) {
+	smallRuns(t, 3, 200)
+	db := openBucket(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	model := map[string][]uint64{}
+	var keys [][]byte
+	next := uint64(0)
+	for step := range 120 {
+		n := 1 + rng.IntN(12)
+		if step%17 == 16 {
+			n = 0 // an empty range
+		}
+		var rs Records
+		for range n {
+			// A few hashes recur, as a search term does.
+			h := hashOf(int(next))
+			if len(keys) > 0 && rng.IntN(3) == 0 {
+				h = keys[rng.IntN(min(len(keys), 5))]
+			} else {
+				keys = append(keys, h)
+			}
+			rs.Append(h, next)
+			model[string(h)] = append(model[string(h)], next)
+			next++
+		}
+		start := int64(next) - int64(n)
+		if err := db.Update(func(tx *bbolt.Tx) error {
+			return Add(tx.Bucket([]byte("runs")), 't', start, int64(next), rs, false)
+		}); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if err := db.View(func(tx *bbolt.Tx) error {
+			open, err := Open(tx.Bucket([]byte("runs")), 't')
+			if err != nil {
+				return err
+			}
+			full := 0
+			for _, r := range open {
+				if r.records*2 > maxMerge {
+					full++
+				}
+			}
+			if limit := bits.Len(uint(next)) + 1 + full; len(open) > limit {
+				t.Errorf("step %d: %d runs for %d records", step, len(open), next)
+			}
+			for _, h := range append(slices.Clone(keys), hashOf(-1-step)) {
+				want := model[string(h)]
+				from := uint64(0)
+				if len(want) > 1 {
+					from = want[rng.IntN(len(want))]
+				}
+				limit := 1 + rng.IntN(4)
+				var got []uint64
+				for i := range open {
+					stopped, err := open[i].Find(h, from, func(idx uint64) bool {
+						got = append(got, idx)
+						return len(got) < limit
+					})
+					if err != nil {
+						return err
+					}
+					if stopped {
+						break
+					}
+				}
+				var exp []uint64
+				for _, idx := range want {
+					if idx >= from && len(exp) < limit {
+						exp = append(exp, idx)
+					}
+				}
+				if !slices.Equal(got, exp) {
+					t.Fatalf("step %d: %x from %d, limit %d: %v, want %v", step, h[:4], from, limit, got, exp)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An index of unique hashes refuses a hash twice, within what is added and in a merge.
+func TestUnique(t *testing.T) {
+	db := openBucket(t)
+	add := func(start, end int64, hashes ...[]byte) error {
+		var rs Records
+		for i, h := range hashes {
+			rs.Append(h, uint64(start)+uint64(i))
+		}
+		return db.Update(func(tx *bbolt.Tx) error { return Add(tx.Bucket([]byte("runs")), 'i', start, end, rs, true) })
+	}
+	if err := add(0, 2, hashOf(1), hashOf(1)); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("one hash twice in a run: %v", err)
+	}
+	if err := add(0, 1, hashOf(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(1, 2, hashOf(1)); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("a hash merged with its twin: %v", err)
+	}
+	if err := add(0, 1, hashOf(2)); err == nil {
+		t.Fatal("added a range below the end of the last")
+	}
+}
+
+// The Bloom filter never misses a hash it holds and answers about 1% of others.
+func TestBloom(t *testing.T) {
+	const n = 20000
+	f := make([]byte, bloomSize(n))
+	for i := range n {
+		bloomAdd(f, hashOf(i))
+	}
+	falsePositives := 0
+	for i := range n {
+		if !bloomHas(f, hashOf(i)) {
+			t.Fatalf("hash %d added and not found", i)
+		}
+		if bloomHas(f, hashOf(n+i)) {
+			falsePositives++
+		}
+	}
+	if rate := float64(falsePositives) / n; rate > 0.02 {
+		t.Errorf("false positive rate %.3f", rate)
+	}
+}
