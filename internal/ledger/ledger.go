@@ -198,7 +198,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 
 func newStore(ctx context.Context, db *bbolt.DB) (*store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketBlobs, bucketBoundaries, bucketTerms, bucketPending, bucketExpiry, bucketComplete, bucketMembership} {
+		for _, b := range [][]byte{bucketMeta, bucketBlobs, bucketBoundaries, bucketTerms, bucketTermsPending, bucketTermRuns, bucketPending, bucketExpiry, bucketComplete, bucketMembership} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 )
 
 // keyIndexed (in bucketMeta) is the count of entries whose identity and Merkle hash are in the
-// tree's indexes. Apply stores leaves without index entries; the sequencer goroutine indexes them
+// tree's indexes, and whose search terms are in runs (see index.go). Apply stores leaves without index entries; the sequencer goroutine indexes them
 // behind it, indexBatch at a time, as sorted runs (boltstore.IndexLeavesTx), which costs far less
 // than putting each raft command's few hundred random keys into B+trees. Until then the
 // entries' identities are held in memory (unindexed), rebuilt from the leaves when state.db is
@@ -142,11 +142,14 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 	err := st.db.Update(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		from := getU64(m.Get(keyIndexed))
-		to = min(getU64(m.Get(keyNext)), from+indexBatch)
+		to = termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch))
 		if to <= from {
 			return nil
 		}
 		if err := boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to)); err != nil {
+			return err
+		}
+		if err := indexTerms(tx, from, to); err != nil {
 			return err
 		}
 		return m.Put(keyIndexed, u64(to))
