@@ -6,9 +6,10 @@
 // storage at that index (through the embedded provider in package boltstore, which shares the
 // file), and records the raft index it applied. Either all of a batch is durable or none of it is;
 // after a restart raft replays from its last snapshot and Apply skips what the file already holds.
-// Trillian's identity and Merkle-hash index entries are written behind Apply, in bulk and as
-// sorted runs, by the sequencer goroutine; until then the identities are held in memory (see
-// unindexed.go), so lookups and deduplication see every applied entry either way.
+// Trillian's identity and Merkle-hash index entries, and the search terms, are written behind
+// Apply, in bulk and as sorted runs (package runs), by the sequencer goroutine; until then the
+// identities are held in memory (see unindexed.go) and the terms in records Apply appends (see
+// index.go), so lookups, deduplication and searches see every applied entry either way.
 //
 // Trillian's own sequencer (log.IntegrateBatch) then integrates the leaves into the tree on every
 // node, so every node computes its Merkle root itself; nothing trusts another node's root. The
