@@ -11,6 +11,8 @@
 // checking its signature.
 package jsonscan
 
+import "slices"
+
 // Scanner reads one JSON text. Once a read fails, every later read fails too and OK reports false.
 type Scanner struct {
 	b      []byte
@@ -133,50 +135,39 @@ func (s *Scanner) Object(field func(key string)) {
 	if !s.expect('{') {
 		return
 	}
-	if s.peek() == '}' {
-		s.i++
-		return
-	}
 	var seen []string
-	for !s.failed {
+	s.list('}', func() {
 		k := s.String()
-		for _, p := range seen {
-			if p == k {
-				s.failed = true
-			}
-		}
-		seen = append(seen, k)
-		if !s.expect(':') {
-			return
-		}
-		field(k)
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return
-		default:
+		if slices.Contains(seen, k) {
 			s.failed = true
 		}
-	}
+		seen = append(seen, k)
+		if s.expect(':') {
+			field(k)
+		}
+	})
 }
 
 // Array reads an array, calling elem to read each element.
 func (s *Scanner) Array(elem func()) {
-	if !s.expect('[') {
-		return
+	if s.expect('[') {
+		s.list(']', elem)
 	}
-	if s.peek() == ']' {
+}
+
+// list reads the items of an object or an array, up to and including end, its opening bracket
+// read: item reads one (a member, or an element).
+func (s *Scanner) list(end byte, item func()) {
+	if s.peek() == end {
 		s.i++
 		return
 	}
 	for !s.failed {
-		elem()
+		item()
 		switch s.peek() {
 		case ',':
 			s.i++
-		case ']':
+		case end:
 			s.i++
 			return
 		default:
@@ -216,26 +207,12 @@ func (s *Scanner) value() {
 	switch s.peek() {
 	case '{':
 		s.i++
-		if s.peek() == '}' {
-			s.i++
-			return
-		}
-		for !s.failed {
+		s.list('}', func() {
 			s.skipString()
-			if !s.expect(':') {
-				return
+			if s.expect(':') {
+				s.value()
 			}
-			s.value()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return
-			default:
-				s.failed = true
-			}
-		}
+		})
 	case '[':
 		s.Array(s.value)
 	case '"':
