@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/witnessnet/witnessnet/internal/proccpu"
 )
 
 // benchNet starts a quiet 3-node loopback network with production timing.
@@ -61,7 +63,7 @@ type mark struct {
 	cpu time.Duration
 }
 
-func markNow() mark { return mark{time.Now(), processCPU()} }
+func markNow() mark { return mark{time.Now(), proccpu.Used()} }
 
 // reportAppend reports an append run that started at start: throughput, latency quantiles, the
 // CPU time per entry and the cores busy on average (every node and the load generator share the
@@ -70,7 +72,7 @@ func markNow() mark { return mark{time.Now(), processCPU()} }
 func reportAppend(b *testing.B, tn *testNet, start mark, lat *latencies, failed int64) {
 	wall := time.Since(start.at)
 	b.ReportMetric(float64(b.N)/wall.Seconds(), "entries/s")
-	if cpu := processCPU() - start.cpu; cpu > 0 {
+	if cpu := proccpu.Used() - start.cpu; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/entry")
 		b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/proccpu"
 	"github.com/witnessnet/witnessnet/internal/verify"
 )
 
@@ -207,7 +208,7 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 	var next, done atomic.Int64
 	var mu sync.Mutex
 	res := &loadResult{}
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), proccpu.Used()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {
@@ -238,7 +239,7 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 		})
 	}
 	wg.Wait()
-	res.elapsed, res.cpu = time.Since(start), processCPU()-cpu0
+	res.elapsed, res.cpu = time.Since(start), proccpu.Used()-cpu0
 	slices.Sort(res.lat)
 	return res
 }
