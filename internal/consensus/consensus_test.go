@@ -126,7 +126,7 @@ func TestRestartDoesNotReapply(t *testing.T) {
 	sameRecords(t, c)
 	// The restarted member applied only the 30 commands it missed, never the 50 it held.
 	if got := f.sm.applies.Load(); got != 30 {
-		t.Fatalf("restarted member applied %d commands, want 30", got)
+		t.Fatalf("restarted member applied %d commands, want 30; restores %d", got, f.sm.restores.Load())
 	}
 }
 
