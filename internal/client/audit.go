@@ -283,7 +283,7 @@ func verifyAllEntries(a *API, cp *verify.Checkpoint, progress func(done, total u
 	return done, nil
 }
 
-// checkEntry re-verifies one entry's signatures.
+// checkEntry re-verifies one entry's signatures, under the rules admission checked them by.
 func checkEntry(a *API, idx uint64, leafData []byte, layouts map[string]*intoto.Layout) error {
 	leaf, err := ledger.ParseLeaf(leafData)
 	if err != nil {
@@ -314,7 +314,9 @@ func checkEntry(a *API, idx uint64, leafData []byte, layouts map[string]*intoto.
 		if !ok {
 			return fmt.Errorf("layout %s has no step %q", leaf.Layout, m.Link.Name)
 		}
-		signers, bad := m.Check(l.Functionaries(step))
+		// Admission's rules, not the verification engine's (see intoto.Admission).
+		var adm intoto.Admission
+		signers, bad := adm.CheckLink(m, l.Functionaries(step), step)
 		if len(bad) > 0 || len(m.Signatures) == 0 {
 			return fmt.Errorf("a signature is not by a functionary of step %s", step.Name)
 		}
@@ -335,7 +337,8 @@ func checkEntry(a *API, idx uint64, leafData []byte, layouts map[string]*intoto.
 		}
 		keys = append(keys, k)
 	}
-	if bad := m.Unverified(keys); len(bad) > 0 || len(m.Signatures) == 0 {
+	var adm intoto.Admission
+	if _, bad := adm.Check(m, keys); len(bad) > 0 || len(m.Signatures) == 0 {
 		return errors.New("a signature does not verify under the keys sent with it")
 	}
 	return nil

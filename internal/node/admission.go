@@ -47,8 +47,9 @@ const (
 
 // admit checks a submission before anything is replicated and turns it into a record or a
 // co-signing contribution. Every failure is an *Error with a 4xx status; nothing has changed
-// when it returns one.
-func (n *Node) admit(body []byte) (*admitted, error) {
+// when it returns one. Signatures are checked under admission rules through a (see
+// intoto.Admission): at once when a is nil, deferred otherwise (see admitAll).
+func (n *Node) admit(body []byte, a *intoto.Admission) (*admitted, error) {
 	req, err := decodeSubmission(body)
 	if err != nil {
 		return nil, err
@@ -65,12 +66,12 @@ func (n *Node) admit(body []byte) (*admitted, error) {
 	if len(req.PublicKeys) > maxPublicKeys {
 		return nil, errorf(http.StatusBadRequest, "too_many_keys", "%d public keys; at most %d", len(req.PublicKeys), maxPublicKeys)
 	}
-	return n.admitEnvelope(raw, req.Layout, req.PublicKeys)
+	return n.admitEnvelope(raw, req.Layout, req.PublicKeys, a)
 }
 
 // admitEnvelope is admission of one envelope with the layout and keys it was submitted with: on
 // a submission, and again on the leader for a record a member forwards (readmit).
-func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitted, error) {
+func (n *Node) admitEnvelope(env []byte, layout string, keys []string, a *intoto.Admission) (*admitted, error) {
 	m, err := intoto.ParseMetadata(env)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "malformed_envelope", "envelope: %v", err)
@@ -78,7 +79,7 @@ func (n *Node) admitEnvelope(env []byte, layout string, keys []string) (*admitte
 	if len(m.Signatures) > maxSignatures {
 		return nil, errorf(http.StatusBadRequest, "too_many_signatures", "%d signatures; at most %d", len(m.Signatures), maxSignatures)
 	}
-	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys})
+	return n.admitInToto(env, m, &submitRequest{Envelope: env, Layout: layout, PublicKeys: keys}, a)
 }
 
 // decodeSubmission decodes a submission: in one pass when it has the common form, else with
@@ -159,7 +160,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, res.Status, res.submitAnswer)
 		return
 	}
-	adm, err := n.admit(body)
+	adm, err := n.admit(body, nil)
 	if err != nil {
 		n.metrics.rejected.Inc()
 		n.writeError(w, r, err)

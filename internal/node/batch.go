@@ -10,6 +10,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/jsonscan"
 	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // maxBatchEntries bounds the entries of one POST /v1/entries/batch; the body as a whole is also
@@ -89,20 +90,26 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // submitMany admits and replicates submissions on the leader and answers each as if it had been
-// submitted alone. Admission runs on every core; the records go to the proposer together and
-// share raft commands; contributions to threshold links go one by one, as they do alone.
+// submitted alone. Admission runs on every core with the signatures checked in batches (see
+// admitAll); the records go to the proposer together and share raft commands; contributions to
+// threshold links go one by one, as they do alone.
 func (n *Node) submitMany(r *http.Request, bodies []json.RawMessage) []batchResult {
 	out := make([]batchResult, len(bodies))
 	adms := make([]*admitted, len(bodies))
-	parallel(len(bodies), func(i int) {
-		adm, err := n.admit(bodies[i])
+	admitAll(len(bodies), func(i int, a *intoto.Admission) {
+		adms[i], out[i] = nil, batchResult{}
+		adm, err := n.admit(bodies[i], a)
 		if err != nil {
-			n.metrics.rejected.Inc()
 			out[i] = n.failed(r, err)
 			return
 		}
 		adms[i] = adm
 	})
+	for i := range adms {
+		if adms[i] == nil {
+			n.metrics.rejected.Inc()
+		}
+	}
 
 	// Every record is queued before any is awaited. An envelope repeated within the batch is
 	// queued once; its repetitions answer 200 with its index.
@@ -199,6 +206,26 @@ func errorResult(e *Error) batchResult {
 		res.RetryAfter = max(1, int(e.RetryAfter.Round(time.Second)/time.Second))
 	}
 	return res
+}
+
+// admitAll calls admit(i, a) for i in [0, n) on every core with signature checks deferred
+// through a, makes the checks of all of them in batches (intoto.VerifyAdmissions), and calls
+// admit(i, nil) again, checking at once, for each i whose deferred checks did not all hold. Every
+// call that stands is one whose signature checks answered as they would at once: the outcomes
+// are those of admit(i, nil), for about half the verification work.
+func admitAll(n int, admit func(i int, a *intoto.Admission)) {
+	as := make([]*intoto.Admission, n)
+	parallel(n, func(i int) {
+		as[i] = &intoto.Admission{Defer: true}
+		admit(i, as[i])
+	})
+	var again []int
+	for i, ok := range intoto.VerifyAdmissions(as) {
+		if !ok {
+			again = append(again, i)
+		}
+	}
+	parallel(len(again), func(j int) { admit(again[j], nil) })
 }
 
 // parallel calls fn(0) … fn(n-1) on as many goroutines as there are cores to run them and

@@ -74,6 +74,9 @@ func TestSubmitBatch(t *testing.T) {
 		s.body([]byte(`{"n":"earlier"}`)),    // 42: 200, index earlier
 		s.body([]byte(`{"n":3}`)),            // 43: 200, index of 3
 		submitBody(signDSSE(linkOf("rebuild", digestA), rb[0]), layoutID), // 44: 202
+		// 45: 403: admission first assumes the stranger's signature holds under a
+		// functionary's key (its signature checks are batched), then checks it at once.
+		submitBody(signDSSE(linkOf("rebuild", digestA), newParty(t)), layoutID),
 	)
 	code, ans, raw := postBatch(t, follower.url(), bodies...)
 	if code != http.StatusOK || len(ans.Results) != len(bodies) {
@@ -90,7 +93,7 @@ func TestSubmitBatch(t *testing.T) {
 	want := []struct {
 		status int
 		code   string
-	}{{400, "bad_signature"}, {400, "malformed_envelope"}, {200, ""}, {200, ""}, {202, ""}}
+	}{{400, "bad_signature"}, {400, "malformed_envelope"}, {200, ""}, {200, ""}, {202, ""}, {403, "unauthorized_signer"}}
 	for j, w := range want {
 		r := ans.Results[40+j]
 		if r.Status != w.status || r.Error != w.code || (w.code != "" && r.Message == "") {

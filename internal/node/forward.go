@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // replicator is what the node needs from consensus.
@@ -339,7 +340,7 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 	var keep []int
 	var admitted [][]byte
 	refused := make([]error, len(recs))
-	parallel(len(recs), func(i int) { refused[i] = n.readmit(kind, recs[i]) })
+	admitAll(len(recs), func(i int, a *intoto.Admission) { refused[i] = n.readmit(kind, recs[i], a) })
 	for i, rec := range recs {
 		if err := refused[i]; err != nil {
 			n.log.Warn("refused a forwarded record that fails admission here", "member", member, "err", err)

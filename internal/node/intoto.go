@@ -73,14 +73,14 @@ func (c *keyCache) put(text string, k *intoto.Key) {
 // requireAllSigned requires every signature on a document to verify under one of keys: a
 // signature nobody can check is rejected, not stored half-trusted. It returns the keys that
 // signed, distinct by material.
-func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string) ([]*intoto.Key, error) {
+func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string, a *intoto.Admission) ([]*intoto.Key, error) {
 	if len(m.Signatures) == 0 {
 		return nil, errorf(http.StatusBadRequest, "unsigned", "the envelope carries no signature")
 	}
 	if len(keys) == 0 {
 		return nil, errorf(http.StatusBadRequest, "no_keys", "no public keys were sent to check the envelope's signatures")
 	}
-	signers, bad := m.Check(keys)
+	signers, bad := a.Check(m, keys)
 	if len(bad) > 0 {
 		s := m.Signatures[bad[0]]
 		return nil, errorf(http.StatusBadRequest, code, "signature %d (keyid %q) does not verify under the keys sent", bad[0], s.KeyID)
@@ -89,7 +89,7 @@ func requireAllSigned(m *intoto.Metadata, keys []*intoto.Key, code string) ([]*i
 }
 
 // admitInToto applies the in-toto admission rules to a parsed document.
-func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (*admitted, error) {
+func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest, a *intoto.Admission) (*admitted, error) {
 	keys, err := n.parseKeys(req.PublicKeys)
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 		if req.Layout != "" {
 			return nil, errorf(http.StatusBadRequest, "layout_for_layout", "a layout is registered on its own; layout names the layout a link belongs to")
 		}
-		signers, err := requireAllSigned(m, keys, "bad_signature")
+		signers, err := requireAllSigned(m, keys, "bad_signature", a)
 		if err != nil {
 			return nil, err
 		}
@@ -117,12 +117,12 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 		if req.Layout == "" {
 			return nil, errorf(http.StatusBadRequest, "layout_required", "a link must name the registered layout it belongs to (layout: sha256:<hex>)")
 		}
-		return n.admitLink(raw, m, req)
+		return n.admitLink(raw, m, req, a)
 	default:
 		if req.Layout != "" {
 			return nil, errorf(http.StatusBadRequest, "not_a_link", "only links belong to a layout; this envelope is a %s", m.Kind)
 		}
-		signers, err := requireAllSigned(m, keys, "bad_signature")
+		signers, err := requireAllSigned(m, keys, "bad_signature", a)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest) (
 // admitLink admits a link of a registered layout: its step exists, the layout has not expired,
 // and every signature is by a functionary of that step. A link of a step with a threshold above
 // one becomes a contribution to the co-signing group of its payload.
-func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*admitted, error) {
+func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest, a *intoto.Admission) (*admitted, error) {
 	layout, err := n.layout(req.Layout)
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func (n *Node) admitLink(raw []byte, m *intoto.Metadata, req *submitRequest) (*a
 	if len(m.Signatures) == 0 {
 		return nil, errorf(http.StatusBadRequest, "unsigned", "the link carries no signature")
 	}
-	signers, bad := m.Check(funcs)
+	signers, bad := a.CheckLink(m, funcs, step)
 	if len(bad) > 0 {
 		return nil, errorf(http.StatusForbidden, "unauthorized_signer", "signature %d (keyid %q) is not by a functionary of step %q", bad[0], m.Signatures[bad[0]].KeyID, step.Name)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/witnessnet/witnessnet/internal/verify"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto/ed25519test"
 )
 
 // party is an in-toto key holder in node tests: a layout owner or a functionary.
@@ -38,12 +39,15 @@ func newParty(t testing.TB) *party {
 }
 
 // signDSSE signs an in-toto document as a DSSE envelope by each party.
-func signDSSE(doc any, by ...*party) []byte {
+func signDSSE(doc any, by ...*party) []byte { return signDSSEWith(ed25519.Sign, doc, by...) }
+
+// signDSSEWith is signDSSE with the signing function given.
+func signDSSEWith(sign func(ed25519.PrivateKey, []byte) []byte, doc any, by ...*party) []byte {
 	payload, _ := json.Marshal(doc)
 	pae := verify.PAE(intoto.PayloadTypeInToto, payload)
 	var sigs []map[string]string
 	for _, p := range by {
-		sigs = append(sigs, map[string]string{"keyid": p.key.KeyID, "sig": base64.StdEncoding.EncodeToString(ed25519.Sign(p.priv, pae))})
+		sigs = append(sigs, map[string]string{"keyid": p.key.KeyID, "sig": base64.StdEncoding.EncodeToString(sign(p.priv, pae))})
 	}
 	out, _ := json.Marshal(map[string]any{"payloadType": intoto.PayloadTypeInToto, "payload": base64.StdEncoding.EncodeToString(payload), "signatures": sigs})
 	return out
@@ -197,3 +201,57 @@ func TestReferenceToolLinkAdmitted(t *testing.T) {
 		t.Fatal("the link came back changed")
 	}
 }
+
+// A signature only RFC 8032's cofactored equation accepts (its R has a small-order component;
+// only the key's holder can make one) is admitted alone and in a batch alike, except toward a
+// threshold: a threshold step's link is checked under crypto/ed25519's rules, so a functionary
+// cannot close a co-signing group with a signature consumers refuse.
+func TestMixedOrderSignatures(t *testing.T) {
+	tn := newTestNet(t, 1, nil)
+	leader := tn.leader()
+	owner, dev := newParty(t), newParty(t)
+	rb := []*party{newParty(t), newParty(t), newParty(t)}
+	code, out := post(t, leader.url(), submitBody(rebuildLayout(owner, dev, rb, time.Now().Add(time.Hour)), "", owner.pem))
+	if code != http.StatusCreated {
+		t.Fatalf("layout: %d %v", code, out)
+	}
+	layoutID := out["entry"].(string)
+	mixed := func(doc any, by *party) []byte {
+		return signDSSEWith(ed25519test.MixedOrderSignature, doc, by)
+	}
+	statement := func(n int) map[string]any {
+		return map[string]any{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://witnessnet.dev/test",
+			"subject": []any{map[string]any{"name": fmt.Sprint(n), "digest": map[string]string{"sha256": digestA}}}, "predicate": map[string]any{}}
+	}
+	cases := []struct {
+		name   string
+		body   func(n int) []byte
+		status int
+		code   string
+	}{
+		{"statement with its key", func(n int) []byte { return submitBody(mixed(statement(n), dev), "", dev.pem) }, 201, ""},
+		{"link of a threshold-1 step", func(n int) []byte { return submitBody(mixed(linkOf("build", fmt.Sprintf("%064x", n)), dev), layoutID) }, 201, ""},
+		{"link of a threshold-2 step", func(n int) []byte {
+			return submitBody(mixed(linkOf("rebuild", fmt.Sprintf("%064x", n)), rb[0]), layoutID)
+		}, 403, "unauthorized_signer"},
+	}
+	for i, c := range cases {
+		code, out := post(t, leader.url(), c.body(2*i))
+		if code != c.status || (c.code != "" && out["error"] != c.code) {
+			t.Fatalf("%s, alone: %d %v, want %d %s", c.name, code, out, c.status, c.code)
+		}
+		code, ans, raw := postBatch(t, leader.url(), c.body(2*i+1), s0body(t))
+		if code != http.StatusOK || len(ans.Results) != 2 {
+			t.Fatalf("%s, in a batch: %d %s", c.name, code, raw)
+		}
+		if r := ans.Results[0]; r.Status != c.status || r.Error != c.code {
+			t.Fatalf("%s, in a batch: %+v, want %d %s", c.name, r, c.status, c.code)
+		}
+		if ans.Results[1].Status != http.StatusCreated {
+			t.Fatalf("%s: the valid entry beside it: %+v", c.name, ans.Results[1])
+		}
+	}
+}
+
+// s0body is a submission with an ordinary signature by a new key.
+func s0body(t *testing.T) []byte { return newSigner(t).body([]byte(`{"n":"ordinary"}`)) }

@@ -6,14 +6,16 @@ import (
 	"slices"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
+	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // readmit runs admission again, on the leader, for a record or co-signing contribution a member
 // forwarded: the leader replicates only what it would have admitted itself, so a misbehaving
 // member cannot append an entry that fails admission, index it under terms of its choosing, or
 // close a threshold link's co-signing group with signatures that are not there. Other kinds
-// (membership, boundaries) are checked by every replica when applied.
-func (n *Node) readmit(kind ledger.Kind, raw []byte) error {
+// (membership, boundaries) are checked by every replica when applied. Signatures are checked
+// through a, as admit checks them.
+func (n *Node) readmit(kind ledger.Kind, raw []byte, a *intoto.Admission) error {
 	switch kind {
 	case ledger.KindEntries:
 		var rec ledger.Record
@@ -28,7 +30,7 @@ func (n *Node) readmit(kind ledger.Kind, raw []byte) error {
 		if env == nil {
 			env = rec.Blob
 		}
-		adm, err := n.admitEnvelope(env, leaf.Layout, leaf.PublicKeys)
+		adm, err := n.admitEnvelope(env, leaf.Layout, leaf.PublicKeys, a)
 		if err != nil {
 			return err
 		}
@@ -43,7 +45,7 @@ func (n *Node) readmit(kind ledger.Kind, raw []byte) error {
 		if err := con.UnmarshalBinary(raw); err != nil {
 			return err
 		}
-		adm, err := n.admitEnvelope(con.Envelope, con.Layout, con.PublicKeys)
+		adm, err := n.admitEnvelope(con.Envelope, con.Layout, con.PublicKeys, a)
 		if err != nil {
 			return err
 		}

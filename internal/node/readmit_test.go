@@ -20,7 +20,7 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	s := newSigner(t)
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`)
 	// What an honest member's admission makes of this envelope.
-	adm, err := lead.node.admitEnvelope(s.envelope(payload), "", []string{s.pem})
+	adm, err := lead.node.admitEnvelope(s.envelope(payload), "", []string{s.pem}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

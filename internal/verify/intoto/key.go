@@ -200,10 +200,7 @@ func (k *Key) checkScheme() error {
 func (k *Key) Verify(msg, sig []byte) bool {
 	switch pub := k.Public.(type) {
 	case ed25519.PublicKey:
-		if x := k.expandedEd25519(pub); x != nil {
-			return voi.VerifyExpandedWithOptions(x, msg, sig, stdlibRules)
-		}
-		return verifyEd25519(pub, msg, sig)
+		return k.verifyEd25519(pub, msg, sig, stdlibRules)
 	case *ecdsa.PublicKey:
 		var d []byte
 		if k.Scheme == "ecdsa-sha2-nistp384" {
@@ -264,9 +261,14 @@ func (k *Key) expandedEd25519(pub ed25519.PublicKey) *voi.ExpandedPublicKey {
 	return x
 }
 
-func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
+// verifyEd25519 checks an Ed25519 signature under rules, with the key's precomputed form once
+// it has one.
+func (k *Key) verifyEd25519(pub ed25519.PublicKey, msg, sig []byte, rules *voi.Options) bool {
+	if x := k.expandedEd25519(pub); x != nil {
+		return voi.VerifyExpandedWithOptions(x, msg, sig, rules)
+	}
 	if len(pub) != ed25519.PublicKeySize {
 		return false
 	}
-	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlibRules)
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, rules)
 }

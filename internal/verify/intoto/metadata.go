@@ -284,9 +284,14 @@ func (m *Metadata) PayloadDigest() [32]byte { return sha256.Sum256(m.signed) }
 // against the keys listed under its keyid, then against the rest, so a key listed under another
 // ID still counts. One signature counts for one key at most, and one key never counts twice.
 func (m *Metadata) Check(keys []*Key) (signers []*Key, unverified []int) {
+	return m.check(keys, (*Key).Verify)
+}
+
+// check is Check with the signature verification given.
+func (m *Metadata) check(keys []*Key, verify func(k *Key, msg, sig []byte) bool) (signers []*Key, unverified []int) {
 	made := make([]bool, len(keys))
 	for i, s := range m.Signatures {
-		j := m.signerOf(keys, s)
+		j := m.signerOf(keys, s, verify)
 		if j < 0 {
 			unverified = append(unverified, i)
 			continue
@@ -303,14 +308,14 @@ func (m *Metadata) Check(keys []*Key) (signers []*Key, unverified []int) {
 }
 
 // signerOf returns the index in keys of a key that verifies s, or -1.
-func (m *Metadata) signerOf(keys []*Key, s Signature) int {
+func (m *Metadata) signerOf(keys []*Key, s Signature, verify func(k *Key, msg, sig []byte) bool) int {
 	for j, k := range keys {
-		if k.KeyID == s.KeyID && k.Verify(m.signed, s.Sig) {
+		if k.KeyID == s.KeyID && verify(k, m.signed, s.Sig) {
 			return j
 		}
 	}
 	for j, k := range keys {
-		if k.KeyID != s.KeyID && k.Verify(m.signed, s.Sig) {
+		if k.KeyID != s.KeyID && verify(k, m.signed, s.Sig) {
 			return j
 		}
 	}
@@ -322,12 +327,6 @@ func (m *Metadata) signerOf(keys []*Key, s Signature) int {
 func (m *Metadata) Signers(keys []*Key) []*Key {
 	signers, _ := m.Check(keys)
 	return signers
-}
-
-// Unverified returns the indexes of signatures that no key in keys verifies (see Check).
-func (m *Metadata) Unverified(keys []*Key) []int {
-	_, bad := m.Check(keys)
-	return bad
 }
 
 // MergeSignatures combines two signed copies of the same document into one carrying every

@@ -1,0 +1,134 @@
+package intoto
+
+import (
+	"crypto/ed25519"
+	"runtime"
+	"sync"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+)
+
+// admissionRules are the Ed25519 rules under which a log admits signatures: crypto/ed25519's
+// encodings (small-order and non-canonical public keys allowed, canonical R and S required) with
+// RFC 8032's cofactored equation, [8][S]B = [8]R + [8][k]A, where crypto/ed25519 checks the
+// cofactorless [S]B = R + [k]A. The cofactored equation can be checked for many signatures at
+// once, in about half the time per signature (see VerifyAdmissions).
+//
+// They accept every signature crypto/ed25519 accepts, and beyond those only signatures whose R
+// carries a small-order component: making one takes the private key, as any signature does, so
+// what admission proves (the key's holder signed the document) is unchanged. Consumers verify
+// with crypto/ed25519's rules, as in-toto-golang does, and so refuse such a signature; the only
+// one it costs is the holder who made it, except where signatures count toward a threshold (see
+// CheckLink). Auditors check the log's admissions under the same rules.
+var admissionRules = &voi.Options{Verify: &voi.VerifyOptions{
+	AllowSmallOrderA:   true,
+	AllowSmallOrderR:   true,
+	AllowNonCanonicalA: true,
+}}
+
+// An Admission checks a document's signatures under the rules a log admits them by. With Defer
+// set, it records each Ed25519 check instead of making it and lets the document's admission go
+// on as if the check held; VerifyAdmissions then makes the checks of many documents at once. An
+// admission whose checks all hold took the path it would have taken checking at once; one whose
+// checks do not must be admitted again without Defer. Checks of other key types are made at
+// once either way.
+type Admission struct {
+	Defer  bool
+	checks []edCheck
+}
+
+type edCheck struct {
+	k        *Key
+	pub      ed25519.PublicKey
+	msg, sig []byte
+}
+
+// Check is Metadata.Check under admission rules. A nil or zero Admission checks at once, as an
+// auditor checks what the log admitted.
+func (a *Admission) Check(m *Metadata, keys []*Key) (signers []*Key, unverified []int) {
+	return m.check(keys, a.verify)
+}
+
+// CheckLink checks the signatures of a link of step against the step's functionaries. A
+// signature that counts toward a threshold must be one consumers count too: a threshold step's
+// link is checked at once under crypto/ed25519's rules (Metadata.Check), as the verification
+// engine checks it, so that no functionary can close a co-signing group with a signature
+// consumers refuse and keep the other functionaries' signatures out. Other links are checked as
+// Check checks them.
+func (a *Admission) CheckLink(m *Metadata, funcs []*Key, step *Step) (signers []*Key, unverified []int) {
+	if step.Threshold > 1 {
+		return m.Check(funcs)
+	}
+	return a.Check(m, funcs)
+}
+
+func (a *Admission) verify(k *Key, msg, sig []byte) bool {
+	pub, ok := k.Public.(ed25519.PublicKey)
+	if !ok {
+		return k.Verify(msg, sig)
+	}
+	if a != nil && a.Defer {
+		a.checks = append(a.checks, edCheck{k, pub, msg, sig})
+		return true
+	}
+	return k.verifyEd25519(pub, msg, sig, admissionRules)
+}
+
+// batchPerCore is the fewest checks worth a core of their own: below it one batch verifies them
+// in about the time of one of two batches plus the handoff.
+const batchPerCore = 32
+
+// VerifyAdmissions makes the checks the admissions deferred and reports, for each, whether all of
+// its checks hold (a nil admission has none). The checks are verified in batches, on up to
+// GOMAXPROCS cores; a batch that fails is checked one signature at a time to find which failed.
+func VerifyAdmissions(as []*Admission) []bool {
+	var checks []edCheck
+	var owner []int
+	for i, a := range as {
+		if a == nil {
+			continue
+		}
+		for _, c := range a.checks {
+			checks = append(checks, c)
+			owner = append(owner, i)
+		}
+	}
+	valid := make([]bool, len(checks))
+	parts := max(1, min(runtime.GOMAXPROCS(0), len(checks)/batchPerCore))
+	per := (len(checks) + parts - 1) / parts
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(checks); lo += per {
+		hi := min(lo+per, len(checks))
+		wg.Go(func() { verifyBatch(checks[lo:hi], valid[lo:hi]) })
+	}
+	wg.Wait()
+	ok := make([]bool, len(as))
+	for i := range ok {
+		ok[i] = true
+	}
+	for j, v := range valid {
+		if !v {
+			ok[owner[j]] = false
+		}
+	}
+	return ok
+}
+
+// verifyBatch sets valid[i] to whether checks[i] holds under admission rules.
+func verifyBatch(checks []edCheck, valid []bool) {
+	if len(checks) == 1 {
+		c := checks[0]
+		valid[0] = c.k.verifyEd25519(c.pub, c.msg, c.sig, admissionRules)
+		return
+	}
+	v := voi.NewBatchVerifierWithCapacity(len(checks))
+	for _, c := range checks {
+		if x := c.k.expandedEd25519(c.pub); x != nil {
+			v.AddExpandedWithOptions(x, c.msg, c.sig, admissionRules)
+		} else {
+			v.AddWithOptions(voi.PublicKey(c.pub), c.msg, c.sig, admissionRules)
+		}
+	}
+	_, ok := v.Verify(nil)
+	copy(valid, ok)
+}

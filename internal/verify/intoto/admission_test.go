@@ -1,0 +1,166 @@
+package intoto
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/witnessnet/witnessnet/internal/verify/intoto/ed25519test"
+)
+
+// admitsAlone checks one signature under admission rules at once, and deferred: alone and in a
+// batch of valid signatures by another key. All three must agree.
+func admitsAlone(t *testing.T, pub, msg, sig []byte) bool {
+	t.Helper()
+	k := &Key{KeyType: "ed25519", Scheme: "ed25519", Public: ed25519.PublicKey(pub)}
+	now := (*Admission)(nil).verify(k, msg, sig)
+	alone := &Admission{Defer: true}
+	if !alone.verify(k, msg, sig) {
+		t.Fatal("a deferred check answered false")
+	}
+	other := newFunctionary(t)
+	batch := []*Admission{alone}
+	for i := range 2 * batchPerCore {
+		m := []byte{byte(i)}
+		a := &Admission{Defer: true}
+		a.verify(other.key, m, ed25519.Sign(other.priv, m))
+		batch = append(batch, a)
+	}
+	if got := VerifyAdmissions(batch[:1])[0]; got != now {
+		t.Fatalf("pub %x sig %x: checked at once %v, deferred alone %v", pub, sig, now, got)
+	}
+	ok := VerifyAdmissions(batch)
+	if ok[0] != now || slices.Contains(ok[1:], false) {
+		t.Fatalf("pub %x sig %x: checked at once %v, in a batch %v", pub, sig, now, ok)
+	}
+	return now
+}
+
+// Admission rules accept everything crypto/ed25519 accepts and refuse tampered signatures, and
+// deferred checks in batches answer as checks made at once, on the cases where Ed25519
+// implementations disagree.
+func TestAdmissionRules(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	seed := make([]byte, ed25519.SeedSize)
+	for i := range 20 {
+		for j := range seed {
+			seed[j] = byte(rng.Uint32())
+		}
+		priv := ed25519.NewKeyFromSeed(seed)
+		pub := priv.Public().(ed25519.PublicKey)
+		msg := []byte{byte(i)}
+		sig := ed25519.Sign(priv, msg)
+		if !admitsAlone(t, pub, msg, sig) {
+			t.Fatalf("case %d: a valid signature is not admitted", i)
+		}
+		bad := slices.Clone(sig)
+		bad[rng.IntN(len(bad))] ^= 1 << rng.IntN(8)
+		if admitsAlone(t, pub, msg, bad) {
+			t.Fatalf("case %d: a tampered signature is admitted", i)
+		}
+		if admitsAlone(t, pub, append(msg, 0), sig) || admitsAlone(t, pub, msg, sig[:63]) {
+			t.Fatalf("case %d: a signature over another message, or a short one, is admitted", i)
+		}
+	}
+	zero := make([]byte, 32)
+	for _, a := range smallOrder {
+		for _, r := range smallOrder {
+			for _, msg := range [][]byte{nil, []byte("witnessnet")} {
+				pub, sig := unhex(t, a), append(unhex(t, r), zero...)
+				if admitted := admitsAlone(t, pub, msg, sig); ed25519.Verify(pub, msg, sig) && !admitted {
+					t.Fatalf("pub %x sig %x: crypto/ed25519 accepts, admission refuses", pub, sig)
+				}
+			}
+		}
+	}
+	if admitsAlone(t, make([]byte, 31), nil, make([]byte, 64)) {
+		t.Fatal("a 31-byte public key verifies")
+	}
+}
+
+// A signature valid under the cofactored equation alone is admitted, at once and in batches
+// alike, and refused by crypto/ed25519 and by a Key's Verify (what consumers use).
+func TestAdmissionCofactored(t *testing.T) {
+	f := newFunctionary(t)
+	pub := f.key.Public.(ed25519.PublicKey)
+	msg := []byte("a link")
+	sig := ed25519test.MixedOrderSignature(f.priv, msg)
+	if ed25519.Verify(pub, msg, sig) || f.key.Verify(msg, sig) {
+		t.Fatal("crypto/ed25519 accepts the mixed-order signature: the test does not build what it means to")
+	}
+	if !admitsAlone(t, pub, msg, sig) {
+		t.Fatal("admission refuses a signature the cofactored equation accepts")
+	}
+	if admitsAlone(t, pub, []byte("another link"), sig) {
+		t.Fatal("admission accepts the mixed-order signature over another message")
+	}
+}
+
+// VerifyAdmissions finds the documents whose deferred checks fail, among many, and an admission
+// that deferred through Metadata.Check took the path of a check made at once when its checks
+// hold.
+func TestVerifyAdmissions(t *testing.T) {
+	fs := []*functionary{newFunctionary(t), newFunctionary(t), newFunctionary(t)}
+	keys := []*Key{fs[0].key, fs[1].key, fs[2].key}
+	var as []*Admission
+	var want []bool
+	for i := range 150 {
+		by := []*functionary{fs[i%3], fs[(i+1)%3]}
+		raw := dsse(t, map[string]any{"_type": "link", "name": "build", "n": i}, by...)
+		if i%37 == 5 {
+			raw = replaceOnce(t, raw, `"sig":"`, `"sig":"AAAA`)
+		}
+		m := mustParse(t, raw)
+		a := &Admission{Defer: true}
+		signers, bad := a.Check(m, keys)
+		if len(bad) != 0 || len(signers) != 2 {
+			t.Fatalf("document %d: deferred checks assumed to hold gave signers %d, unverified %v", i, len(signers), bad)
+		}
+		nowSigners, nowBad := (&Admission{}).Check(m, keys)
+		holds := len(nowBad) == 0
+		if holds && !slices.Equal(nowSigners, signers) {
+			t.Fatalf("document %d: signers differ between deferred and immediate checks", i)
+		}
+		as = append(as, a)
+		want = append(want, holds)
+	}
+	as = append(as, nil)
+	want = append(want, true)
+	if got := VerifyAdmissions(as); !slices.Equal(got, want) {
+		t.Fatalf("VerifyAdmissions = %v\nwant %v", got, want)
+	}
+	if slices.Index(want, false) < 0 {
+		t.Fatal("no document was tampered with")
+	}
+}
+
+// FuzzAdmission checks on arbitrary keys, messages and signatures that admission accepts
+// whatever crypto/ed25519 accepts, and that a check deferred into a batch answers as the check
+// made at once.
+func FuzzAdmission(f *testing.F) {
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	pub := priv.Public().(ed25519.PublicKey)
+	msg := []byte("payload")
+	f.Add([]byte(pub), msg, ed25519.Sign(priv, msg))
+	for _, a := range smallOrder {
+		b, _ := hex.DecodeString(a)
+		f.Add(b, msg, append(b, make([]byte, 32)...))
+	}
+	companion := &Key{KeyType: "ed25519", Scheme: "ed25519", Public: pub}
+	csig := ed25519.Sign(priv, []byte("companion"))
+	f.Fuzz(func(t *testing.T, pub, msg, sig []byte) {
+		k := &Key{KeyType: "ed25519", Scheme: "ed25519", Public: ed25519.PublicKey(pub)}
+		now := (*Admission)(nil).verify(k, msg, sig)
+		if len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, msg, sig) && !now {
+			t.Fatalf("pub %x sig %x: crypto/ed25519 accepts, admission refuses", pub, sig)
+		}
+		a, c := &Admission{Defer: true}, &Admission{Defer: true}
+		a.verify(k, msg, sig)
+		c.verify(companion, []byte("companion"), csig)
+		if ok := VerifyAdmissions([]*Admission{a, c}); ok[0] != now || !ok[1] {
+			t.Fatalf("pub %x sig %x: checked at once %v, in a batch %v", pub, sig, now, ok)
+		}
+	})
+}
