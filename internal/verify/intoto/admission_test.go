@@ -3,8 +3,10 @@ package intoto
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/witnessnet/witnessnet/internal/verify/intoto/ed25519test"
@@ -20,12 +22,10 @@ func admitsAlone(t *testing.T, pub, msg, sig []byte) bool {
 	if !alone.verify(k, msg, sig) {
 		t.Fatal("a deferred check answered false")
 	}
-	other := newFunctionary(t)
 	batch := []*Admission{alone}
-	for i := range 2 * batchPerCore {
-		m := []byte{byte(i)}
+	for _, c := range companions(t) {
 		a := &Admission{Defer: true}
-		a.verify(other.key, m, ed25519.Sign(other.priv, m))
+		a.verify(c.k, c.msg, c.sig)
 		batch = append(batch, a)
 	}
 	if got := VerifyAdmissions(batch[:1])[0]; got != now {
@@ -38,18 +38,30 @@ func admitsAlone(t *testing.T, pub, msg, sig []byte) bool {
 	return now
 }
 
+var companionChecks struct {
+	sync.Once
+	checks []edCheck
+}
+
+// companions are 16 valid signatures by one key, to batch a check with.
+func companions(t *testing.T) []edCheck {
+	companionChecks.Do(func() {
+		f := newFunctionary(t)
+		for i := range 16 {
+			m := []byte{byte(i)}
+			companionChecks.checks = append(companionChecks.checks, edCheck{f.key, f.key.Public.(ed25519.PublicKey), m, ed25519.Sign(f.priv, m)})
+		}
+	})
+	return companionChecks.checks
+}
+
 // Admission rules accept everything crypto/ed25519 accepts and refuse tampered signatures, and
 // deferred checks in batches answer as checks made at once, on the cases where Ed25519
 // implementations disagree.
 func TestAdmissionRules(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	seed := make([]byte, ed25519.SeedSize)
 	for i := range 20 {
-		for j := range seed {
-			seed[j] = byte(rng.Uint32())
-		}
-		priv := ed25519.NewKeyFromSeed(seed)
-		pub := priv.Public().(ed25519.PublicKey)
+		priv, pub := randomKey(rng)
 		msg := []byte{byte(i)}
 		sig := ed25519.Sign(priv, msg)
 		if !admitsAlone(t, pub, msg, sig) {
@@ -106,7 +118,8 @@ func TestVerifyAdmissions(t *testing.T) {
 	keys := []*Key{fs[0].key, fs[1].key, fs[2].key}
 	var as []*Admission
 	var want []bool
-	for i := range 150 {
+	// More checks than one core takes (batchPerCore): the batches are split.
+	for i := range batchPerCore + 10 {
 		by := []*functionary{fs[i%3], fs[(i+1)%3]}
 		raw := dsse(t, map[string]any{"_type": "link", "name": "build", "n": i}, by...)
 		if i%37 == 5 {
@@ -163,4 +176,40 @@ func FuzzAdmission(f *testing.F) {
 			t.Fatalf("pub %x sig %x: checked at once %v, in a batch %v", pub, sig, now, ok)
 		}
 	})
+}
+
+// BenchmarkVerifyAdmissions measures Ed25519 checks of 1 KiB messages under admission rules,
+// made at once and deferred into batches of n, per signature. Run with -cpu 1 for the cost on
+// one core (VerifyAdmissions spreads large batches over GOMAXPROCS cores).
+func BenchmarkVerifyAdmissions(b *testing.B) {
+	f := newFunctionary(b)
+	for _, n := range []int{1, 16, 64, 200} {
+		as := make([]*Admission, n)
+		type check struct{ msg, sig []byte }
+		checks := make([]check, n)
+		for i := range as {
+			msg := fmt.Appendf(nil, "%d %01020d", i, i)
+			checks[i] = check{msg, ed25519.Sign(f.priv, msg)}
+			as[i] = &Admission{Defer: true}
+			as[i].verify(f.key, msg, checks[i].sig)
+		}
+		b.Run(fmt.Sprintf("at-once-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				for _, c := range checks {
+					if !(*Admission)(nil).verify(f.key, c.msg, c.sig) {
+						b.Fatal("a valid signature failed")
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1000/float64(b.N*n), "µs/signature")
+		})
+		b.Run(fmt.Sprintf("batched-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if slices.Contains(VerifyAdmissions(as), false) {
+					b.Fatal("a valid signature failed")
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1000/float64(b.N*n), "µs/signature")
+		})
+	}
 }

@@ -42,6 +42,16 @@ func agree(t testing.TB, pub, msg, sig []byte) {
 	}
 }
 
+// randomKey draws an Ed25519 key pair from rng.
+func randomKey(rng *rand.Rand) (ed25519.PrivateKey, ed25519.PublicKey) {
+	seed := make([]byte, ed25519.SeedSize)
+	for j := range seed {
+		seed[j] = byte(rng.Uint32())
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	return priv, priv.Public().(ed25519.PublicKey)
+}
+
 // verifyFresh verifies with a key used for the first time (not precomputed), as crypto/ed25519's
 // rules demand.
 func verifyFresh(pub, msg, sig []byte) bool {
@@ -63,13 +73,8 @@ func unhex(t *testing.T, s string) []byte {
 // see admission.go and TestAdmissionRules.)
 func TestVerifyEd25519MatchesStdlib(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	seed := make([]byte, ed25519.SeedSize)
 	for i := range 200 {
-		for j := range seed {
-			seed[j] = byte(rng.Uint32())
-		}
-		priv := ed25519.NewKeyFromSeed(seed)
-		pub := priv.Public().(ed25519.PublicKey)
+		priv, pub := randomKey(rng)
 		msg := make([]byte, rng.IntN(2048))
 		for j := range msg {
 			msg[j] = byte(rng.Uint32())
