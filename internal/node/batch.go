@@ -210,9 +210,10 @@ func errorResult(e *Error) batchResult {
 
 // admitAll calls admit(i, a) for i in [0, n) on every core with signature checks deferred
 // through a, makes the checks of all of them in batches (intoto.VerifyAdmissions), and calls
-// admit(i, nil) again, checking at once, for each i whose deferred checks did not all hold. Every
-// call that stands is one whose signature checks answered as they would at once: the outcomes
-// are those of admit(i, nil), for about half the verification work.
+// admit again, checking at once (a.Again: the checks already made are not made twice), for each
+// i whose deferred checks did not all hold. Every call that stands is one whose signature checks
+// answered as they would at once: the outcomes are those of admit(i, nil), for about half the
+// verification work.
 func admitAll(n int, admit func(i int, a *intoto.Admission)) {
 	as := make([]*intoto.Admission, n)
 	parallel(n, func(i int) {
@@ -225,7 +226,7 @@ func admitAll(n int, admit func(i int, a *intoto.Admission)) {
 			again = append(again, i)
 		}
 	}
-	parallel(len(again), func(j int) { admit(again[j], nil) })
+	parallel(len(again), func(j int) { admit(again[j], as[again[j]].Again()) })
 }
 
 // parallel calls fn(0) … fn(n-1) on as many goroutines as there are cores to run them and

@@ -1,6 +1,7 @@
 package intoto
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"runtime"
 	"sync"
@@ -30,17 +31,29 @@ var admissionRules = &voi.Options{Verify: &voi.VerifyOptions{
 // set, it records each Ed25519 check instead of making it and lets the document's admission go
 // on as if the check held; VerifyAdmissions then makes the checks of many documents at once. An
 // admission whose checks all hold took the path it would have taken checking at once; one whose
-// checks do not must be admitted again without Defer. Checks of other key types are made at
-// once either way.
+// checks do not must be admitted again, checking at once, through Again. Checks of other key
+// types are made at once either way.
 type Admission struct {
 	Defer  bool
 	checks []edCheck
+	known  []edCheck // checks already made, with their answers, for a second admission
 }
 
 type edCheck struct {
 	k        *Key
 	pub      ed25519.PublicKey
 	msg, sig []byte
+	valid    bool // once verified
+}
+
+// Again returns an Admission that checks at once, for admitting again a document whose
+// deferred checks did not all hold; the checks VerifyAdmissions made are answered from its
+// results rather than made twice.
+func (a *Admission) Again() *Admission {
+	if a == nil {
+		return nil
+	}
+	return &Admission{known: a.checks}
 }
 
 // Check is Metadata.Check under admission rules. A nil or zero Admission checks at once, as an
@@ -68,8 +81,15 @@ func (a *Admission) verify(k *Key, msg, sig []byte) bool {
 		return k.Verify(msg, sig)
 	}
 	if a != nil && a.Defer {
-		a.checks = append(a.checks, edCheck{k, pub, msg, sig})
+		a.checks = append(a.checks, edCheck{k: k, pub: pub, msg: msg, sig: sig})
 		return true
+	}
+	if a != nil {
+		for _, c := range a.known {
+			if c.k == k && bytes.Equal(c.sig, sig) && bytes.Equal(c.msg, msg) {
+				return c.valid
+			}
+		}
 	}
 	return k.verifyEd25519(pub, msg, sig, admissionRules)
 }
@@ -85,14 +105,15 @@ const batchPerCore = 256
 // GOMAXPROCS cores; a batch that fails is checked one signature at a time to find which failed.
 func VerifyAdmissions(as []*Admission) []bool {
 	var checks []edCheck
-	var owner []int
+	type ref struct{ a, c int }
+	var owner []ref
 	for i, a := range as {
 		if a == nil {
 			continue
 		}
-		for _, c := range a.checks {
+		for j, c := range a.checks {
 			checks = append(checks, c)
-			owner = append(owner, i)
+			owner = append(owner, ref{i, j})
 		}
 	}
 	valid := make([]bool, len(checks))
@@ -112,8 +133,10 @@ func VerifyAdmissions(as []*Admission) []bool {
 		ok[i] = true
 	}
 	for j, v := range valid {
+		o := owner[j]
+		as[o.a].checks[o.c].valid = v
 		if !v {
-			ok[owner[j]] = false
+			ok[o.a] = false
 		}
 	}
 	return ok

@@ -49,7 +49,7 @@ func companions(t *testing.T) []edCheck {
 		f := newFunctionary(t)
 		for i := range 16 {
 			m := []byte{byte(i)}
-			companionChecks.checks = append(companionChecks.checks, edCheck{f.key, f.key.Public.(ed25519.PublicKey), m, ed25519.Sign(f.priv, m)})
+			companionChecks.checks = append(companionChecks.checks, edCheck{k: f.key, pub: f.key.Public.(ed25519.PublicKey), msg: m, sig: ed25519.Sign(f.priv, m)})
 		}
 	})
 	return companionChecks.checks
@@ -110,13 +110,14 @@ func TestAdmissionCofactored(t *testing.T) {
 	}
 }
 
-// VerifyAdmissions finds the documents whose deferred checks fail, among many, and an admission
+// VerifyAdmissions finds the documents whose deferred checks fail, among many; an admission
 // that deferred through Metadata.Check took the path of a check made at once when its checks
-// hold.
+// hold; and admitting again through Again answers as checking at once.
 func TestVerifyAdmissions(t *testing.T) {
 	fs := []*functionary{newFunctionary(t), newFunctionary(t), newFunctionary(t)}
 	keys := []*Key{fs[0].key, fs[1].key, fs[2].key}
 	var as []*Admission
+	var ms []*Metadata
 	var want []bool
 	// More checks than one core takes (batchPerCore): the batches are split.
 	for i := range batchPerCore + 10 {
@@ -136,7 +137,7 @@ func TestVerifyAdmissions(t *testing.T) {
 		if holds && !slices.Equal(nowSigners, signers) {
 			t.Fatalf("document %d: signers differ between deferred and immediate checks", i)
 		}
-		as = append(as, a)
+		as, ms = append(as, a), append(ms, m)
 		want = append(want, holds)
 	}
 	as = append(as, nil)
@@ -146,6 +147,35 @@ func TestVerifyAdmissions(t *testing.T) {
 	}
 	if slices.Index(want, false) < 0 {
 		t.Fatal("no document was tampered with")
+	}
+	for i, m := range ms {
+		if want[i] {
+			continue
+		}
+		nowSigners, nowBad := (&Admission{}).Check(m, keys)
+		againSigners, againBad := as[i].Again().Check(m, keys)
+		if !slices.Equal(againSigners, nowSigners) || !slices.Equal(againBad, nowBad) {
+			t.Fatalf("document %d admitted again: signers %d, unverified %v; at once %d, %v", i, len(againSigners), againBad, len(nowSigners), nowBad)
+		}
+	}
+}
+
+// Again answers the checks already made from their results instead of making them twice.
+func TestAgainAnswersFromResults(t *testing.T) {
+	f := newFunctionary(t)
+	m := mustParse(t, dsse(t, map[string]any{"_type": "link", "name": "build"}, f))
+	a := &Admission{Defer: true}
+	a.Check(m, []*Key{f.key})
+	if ok := VerifyAdmissions([]*Admission{a}); !ok[0] {
+		t.Fatal("a valid signature failed")
+	}
+	// A recorded answer that says otherwise is believed: the check is not made again.
+	a.checks[0].valid = false
+	if _, bad := a.Again().Check(m, []*Key{f.key}); len(bad) != 1 {
+		t.Fatalf("Again made a check it had the answer to: unverified %v", bad)
+	}
+	if _, bad := (&Admission{}).Check(m, []*Key{f.key}); len(bad) != 0 {
+		t.Fatalf("checked at once: unverified %v", bad)
 	}
 }
 
