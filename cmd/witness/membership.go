@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/localnet"
 	"github.com/witnessnet/witnessnet/internal/node"
 	"github.com/witnessnet/witnessnet/internal/p2p"
@@ -219,15 +218,11 @@ func membershipSubmit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Post(strings.TrimRight(*server, "/")+"/v1/membership", "text/plain", bytes.NewReader(doc))
+	// A member that knows no leader yet (an election under way) answers 503: the API retries
+	// after its Retry-After, as it does 429.
+	_, body, err := client.NewAPI(*server).Send(http.MethodPost, "/v1/membership", "text/plain", doc)
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s: %s", *server, resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("%s: %w", *server, err)
 	}
 	fmt.Fprintf(stdout, "%s", body)
 	return nil

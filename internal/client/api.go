@@ -35,16 +35,21 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Do sends a request, retrying 429 and 503 answers after their Retry-After (a few times), and
-// returns the status and body of a 2xx answer.
+// Do sends a request with a JSON body (or none), retrying 429 and 503 answers after their
+// Retry-After (a few times), and returns the status and body of a 2xx answer.
 func (a *API) Do(method, path string, body []byte) (int, []byte, error) {
+	return a.Send(method, path, "application/json", body)
+}
+
+// Send is Do with a body of the given content type.
+func (a *API) Send(method, path, contentType string, body []byte) (int, []byte, error) {
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
 		if err != nil {
 			return 0, nil, err
 		}
 		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Type", contentType)
 		}
 		resp, err := a.hc.Do(req)
 		if err != nil {
