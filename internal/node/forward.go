@@ -246,7 +246,7 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 		return fmt.Errorf("%s on %s: %w", path, leader, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := readBody(io.LimitReader(resp.Body, 16<<20), resp.ContentLength, 16<<20)
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", path, leader, err)
 	}
@@ -288,7 +288,7 @@ func (n *Node) fromMember(w http.ResponseWriter, r *http.Request, domain string)
 	// A batch drains until it holds MaxBatchBytes, so its last record or submission (at most
 	// max_request_bytes) may take it past that.
 	limit := int64(n.cfg.MaxBatchBytes) + max(int64(n.cfg.MaxBatchBytes), n.cfg.MaxRequestBytes) + 1<<20
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	if err != nil {
 		return "", nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "forwarded batch: %v", err)
 	}
