@@ -1,10 +1,14 @@
 package ledger
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/google/trillian"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/util/clock"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
@@ -57,11 +61,18 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	next, applied, boundary := l.next.Load(), l.applied.Load(), l.boundary.Load()
 	st.appending = &appending{from: next, at: map[Identity]uint64{}}
 	defer func() { st.appending = nil }()
+	var integrated uint64
+	var stamp time.Time
 	err := st.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		if integrated, err = st.integratedTx(tx); err != nil {
+			return err
+		}
 		for i, c := range cmds {
 			if c.Index != 0 && c.Index <= applied {
 				continue
 			}
+			stamp = c.Stamp
 			switch c.Kind {
 			case KindEntries:
 				res, n, err := st.applyEntries(tx, next, c)
@@ -82,6 +93,11 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 				}
 				out[i] = res
 			case KindBoundary:
+				// The root at a boundary is the one every node cosigns: integrate exactly up
+				// to it before the commands after it add more.
+				if integrated, err = st.integrateTx(tx, integrated, next, c.Stamp, l.cfg.IntegrateBatch); err != nil {
+					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
+				}
 				if next > boundary {
 					if err := tx.Bucket(bucketBoundaries).Put(u64(next), nil); err != nil {
 						return err
@@ -96,6 +112,9 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 				applied = c.Index
 			}
 		}
+		if integrated, err = st.integrateTx(tx, integrated, next, stamp, l.cfg.IntegrateBatch); err != nil {
+			return fmt.Errorf("integrate up to raft index %d: %w", applied, err)
+		}
 		m := tx.Bucket(bucketMeta)
 		if err := m.Put(keyNext, u64(next)); err != nil {
 			return err
@@ -109,8 +128,52 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	l.next.Store(next)
 	l.applied.Store(applied)
 	l.boundary.Store(boundary)
+	if integrated > l.integrated.Load() {
+		l.integrated.Store(integrated)
+		l.notifyChanged()
+	}
 	l.poke()
 	return out
+}
+
+// integratedTx returns the size of the tree as tx sees it.
+func (st *store) integratedTx(tx *bbolt.Tx) (uint64, error) {
+	root, err := boltstore.LatestRootTx(tx, st.tree.TreeId)
+	if err != nil {
+		return 0, err
+	}
+	return root.TreeSize, nil
+}
+
+// integrateTx runs Trillian's sequencer inside tx, the transaction that applies the entries, so
+// that a command's entries and the tree over them become durable in one commit. It integrates
+// the tree from size up to target, at most batch leaves per step, and returns the new size.
+//
+// Apply never reads its own clock: the roots are stamped with the command's time (the
+// proposer's), moved just past the previous root's when that is later, since Trillian refuses a
+// root older than the one before it. (Nothing reads a root's time: checkpoints carry none.)
+func (st *store) integrateTx(tx *bbolt.Tx, size, target uint64, stamp time.Time, batch int) (uint64, error) {
+	ctx := context.Background()
+	logs := boltstore.StorageInTx(tx)
+	for size < target {
+		root, err := boltstore.LatestRootTx(tx, st.tree.TreeId)
+		if err != nil {
+			return 0, err
+		}
+		at := stamp
+		if prev := int64(root.TimestampNanos); at.UnixNano() <= prev {
+			at = time.Unix(0, prev+1)
+		}
+		n, err := tlog.IntegrateBatch(ctx, st.tree, min(int(target-size), batch), 0, 0, clock.NewFake(at), logs, quota.Noop())
+		if err != nil {
+			return 0, err
+		}
+		if n <= 0 {
+			return 0, fmt.Errorf("integrating from size %d toward %d took no leaf", size, target)
+		}
+		size += uint64(n)
+	}
+	return size, nil
 }
 
 // applyEntries stores the records of one command from index next on and returns the new next.

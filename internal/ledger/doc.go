@@ -11,11 +11,16 @@
 // identities are held in memory (see unindexed.go) and the terms in records Apply appends (see
 // index.go), so lookups, deduplication and searches see every applied entry either way.
 //
-// Trillian's own sequencer (log.IntegrateBatch) then integrates the leaves into the tree on every
-// node, so every node computes its Merkle root itself; nothing trusts another node's root. The
-// sequencer runs as soon as Apply adds leaves, not on a timer, and it stops at every checkpoint
-// boundary (a replicated command proposed by the leader): there the OnBoundary hook sees the
-// node's root at exactly that size, which is the size every node cosigns.
+// Trillian's own sequencer (log.IntegrateBatch) integrates the leaves into the tree on every
+// node, so every node computes its Merkle root itself; nothing trusts another node's root. It runs
+// inside Apply's transaction (through boltstore.InTx), so the entries of a command and the tree
+// over them are written and fsynced together, and Apply returns with the tree covering what it
+// applied. Integration stops at every checkpoint boundary (a replicated command proposed by the
+// leader), storing the root there, before the commands after it add more; the sequencer
+// goroutine then calls the OnBoundary hook for each boundary reached, in order, with the node's
+// root at exactly that size, which is the size every node cosigns. The sequencer goroutine also
+// integrates any entries a state.db holds applied but not integrated (written before Apply
+// integrated).
 //
 // Contracts:
 //   - An index returned by Apply MUST NOT change: a different leaf at an occupied index is a fork,

@@ -59,9 +59,9 @@ type Config struct {
 	Path string
 	// IntegrateBatch bounds how many leaves one Trillian integration step takes.
 	IntegrateBatch int
-	// OnBoundary, if set, is called by the sequencer each time the tree reaches a checkpoint
-	// boundary, with the size and the root the node computed itself. It runs on the sequencer
-	// goroutine: integration waits for it.
+	// OnBoundary, if set, is called by the sequencer goroutine for each checkpoint boundary the
+	// tree reaches, in order, with the size and the root the node computed itself. Indexing waits
+	// for it; Apply does not.
 	OnBoundary func(ctx context.Context, size uint64, root []byte)
 	// Merge merges the signatures of two envelopes over one payload, for threshold co-signing
 	// (KindCosign). It MUST be pure and the same on every replica.

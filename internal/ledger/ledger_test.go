@@ -13,6 +13,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"go.etcd.io/bbolt"
 )
 
 func openTest(t *testing.T, path string, hook func(context.Context, uint64, []byte)) *Ledger {
@@ -274,5 +275,86 @@ func TestBoundaryAfterIntegrationIsAnnounced(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("boundary at an integrated size was never announced")
+	}
+}
+
+// Apply integrates what it applies in the same transaction: the tree covers every entry when
+// Apply returns, with a root stored at each boundary. Roots are stamped with the commands' times,
+// so replicas whose trees were created before those times store the same roots.
+func TestApplyIntegratesInItsTransaction(t *testing.T) {
+	at := time.Now().Add(time.Hour).Truncate(time.Second)
+	cmds := func() []Command {
+		a, b := entries(t, 1, 0, 10), entries(t, 3, 10, 20)
+		a.Stamp, b.Stamp = at, at.Add(-time.Hour) // a proposer whose clock is behind
+		return []Command{a, {Index: 2, Kind: KindBoundary, Stamp: at}, b}
+	}
+	var roots [][]byte
+	for range 2 {
+		// Not started: the sequencer does not run.
+		l, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "state.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		l.Apply(cmds())
+		if l.TreeSize() != 30 || l.Size() != 30 {
+			t.Fatalf("after Apply: tree %d of %d entries, want 30 of 30", l.TreeSize(), l.Size())
+		}
+		if _, root, err := l.Root(context.Background()); err != nil || !bytes.Equal(root, wantRoot(t, 30)) {
+			t.Fatalf("root: %x, %v", root, err)
+		}
+		at10, err := l.st.logs.RootAt(l.st.tree.TreeId, 10)
+		if err != nil || at10 == nil || !bytes.Equal(at10.RootHash, wantRoot(t, 10)) {
+			t.Fatalf("root stored at the boundary: %+v, %v", at10, err)
+		}
+		if at10.TimestampNanos != uint64(at.UnixNano()) {
+			t.Fatalf("root at the boundary stamped %d, want the command's %d", at10.TimestampNanos, at.UnixNano())
+		}
+		latest, err := l.st.latestRoot(context.Background())
+		if err != nil || latest.TimestampNanos <= at10.TimestampNanos {
+			t.Fatalf("latest root stamped %d after %d: roots must be stamped later and later (%v)", latest.TimestampNanos, at10.TimestampNanos, err)
+		}
+		raw, _ := latest.MarshalBinary()
+		roots = append(roots, raw)
+	}
+	if !bytes.Equal(roots[0], roots[1]) {
+		t.Fatal("two replicas applying the same commands stored different roots")
+	}
+}
+
+// A state.db written before Apply integrated may hold entries applied but not integrated: the
+// sequencer integrates them once the ledger starts.
+func TestSequencerIntegratesWhatApplyLeft(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	l, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.st.db.Update(func(tx *bbolt.Tx) error {
+		l.st.appending = &appending{from: 0, at: map[Identity]uint64{}}
+		_, next, err := l.st.applyEntries(tx, 0, entries(t, 1, 0, 25))
+		if err != nil {
+			return err
+		}
+		m := tx.Bucket(bucketMeta)
+		if err := m.Put(keyNext, u64(next)); err != nil {
+			return err
+		}
+		return m.Put(keyApplied, u64(1))
+	})
+	l.st.appending = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, path, nil)
+	if l.Size() != 25 {
+		t.Fatalf("size %d, want 25", l.Size())
+	}
+	waitSize(t, l, 25)
+	if _, root, _ := l.Root(context.Background()); !bytes.Equal(root, wantRoot(t, 25)) {
+		t.Fatal("root of the entries integrated by the sequencer is wrong")
 	}
 }

@@ -62,7 +62,11 @@ func (l *Ledger) sequence(ctx context.Context) {
 }
 
 // integrateStep integrates one batch toward the next target and reports whether the tree grew.
+// Apply integrates what it applies in the same transaction; this catches up entries applied
+// but not integrated, which a state.db written before that was so may hold.
 func (l *Ledger) integrateStep(ctx context.Context) (bool, error) {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
 	size := l.integrated.Load()
 	target := l.next.Load()
 	if b := l.nextBoundary(size); b != 0 && b < target {
@@ -93,18 +97,32 @@ func (l *Ledger) integrateStep(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// announceBoundary calls OnBoundary once for each boundary the tree stands at. At start-up it
-// also announces the last boundary at or below the tree size, so a restarted node cosigns again.
+// announceBoundary calls OnBoundary once for each boundary the tree has reached, in order: the
+// tree may pass several between two calls, since Apply integrates as it applies. At start-up it
+// announces only the last boundary at or below the tree size, so a restarted node cosigns again.
 func (l *Ledger) announceBoundary(ctx context.Context, startup bool, announced *uint64) {
 	if l.cfg.OnBoundary == nil {
 		return
 	}
 	size := l.integrated.Load()
-	b := l.boundaryAtOrBelow(size)
-	if b == 0 || b <= *announced || (!startup && b != size) {
+	if startup {
+		if b := l.boundaryAtOrBelow(size); b > *announced {
+			*announced = b
+			l.announce(ctx, b)
+		}
 		return
 	}
-	*announced = b
+	for ctx.Err() == nil {
+		b := l.nextBoundary(*announced)
+		if b == 0 || b > size {
+			return
+		}
+		*announced = b
+		l.announce(ctx, b)
+	}
+}
+
+func (l *Ledger) announce(ctx context.Context, b uint64) {
 	root, err := l.RootAt(ctx, b)
 	if err != nil {
 		l.log.Error("root at boundary", "size", b, "err", err)

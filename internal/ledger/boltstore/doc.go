@@ -53,8 +53,10 @@
 //
 //   - Durability: every write transaction (ReadWriteTransaction, AddSequencedLeaves, QueueLeaves,
 //     admin writes) is fsynced by bbolt before it reports success, unless the caller opened the
-//     DB with NoSync. Writes through AddSequencedLeavesTx are durable when the caller's
-//     transaction commits, and not before.
+//     DB with NoSync. Writes through AddSequencedLeavesTx, and through the storage StorageInTx
+//     returns (Trillian's sequencer run inside the caller's transaction), are durable when the
+//     caller's transaction commits, and not before; if a ReadWriteTransaction of InTx fails,
+//     the caller MUST roll its transaction back.
 //   - The caller owns the *bbolt.DB: it MUST keep it open while the storage is used and close it
 //     afterwards. The caller MUST NOT write into buckets named "trillian/...".
 //   - A goroutine MUST NOT start a write transaction (including these methods) while it holds a

@@ -108,6 +108,24 @@ func leafByRef(tb *treeBuckets, ref []byte) (*trillian.LogLeaf, error) {
 // contiguousLeaves returns the leaves [start, start+count) up to the first gap. A gap below size
 // (the integrated tree size) means lost data and is an error.
 func contiguousLeaves(tb *treeBuckets, start, count, size int64) ([]*trillian.LogLeaf, error) {
+	return contiguous(tb, start, count, size, func(_ int64, v []byte) (*trillian.LogLeaf, error) { return decodeLeaf(v) })
+}
+
+// contiguousHashes is contiguousLeaves for the sequencer of a PREORDERED_LOG tree, which reads a
+// leaf's index and Merkle leaf hash only: the leaves carry their index and hashes, and not their
+// value, which is most of what is stored.
+func contiguousHashes(tb *treeBuckets, start, count, size int64) ([]*trillian.LogLeaf, error) {
+	return contiguous(tb, start, count, size, func(idx int64, v []byte) (*trillian.LogLeaf, error) {
+		merkle, identity, err := leafHashes(v)
+		if err != nil {
+			return nil, err
+		}
+		return &trillian.LogLeaf{LeafIndex: idx, MerkleLeafHash: merkle, LeafIdentityHash: identity,
+			QueueTimestamp: &timestamppb.Timestamp{}, IntegrateTimestamp: &timestamppb.Timestamp{}}, nil
+	})
+}
+
+func contiguous(tb *treeBuckets, start, count, size int64, decode func(idx int64, v []byte) (*trillian.LogLeaf, error)) ([]*trillian.LogLeaf, error) {
 	end := int64(math.MaxInt64)
 	if count < end-start {
 		end = start + count
@@ -129,7 +147,7 @@ func contiguousLeaves(tb *treeBuckets, start, count, size int64) ([]*trillian.Lo
 			}
 			break
 		}
-		leaf, err := decodeLeaf(v)
+		leaf, err := decode(idx, v)
 		if err != nil {
 			return nil, err
 		}

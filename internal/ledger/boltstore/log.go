@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/compact"
 	"go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/witnessnet/witnessnet/internal/ledger/runs"
 )
@@ -67,15 +70,22 @@ func (s *LogStorage) begin(ctx context.Context, tree *trillian.Tree, writable bo
 	if err != nil {
 		return nil, err
 	}
+	lt, err := beginOn(tx, tree)
+	if err != nil && err != storage.ErrTreeNeedsInit {
+		_ = tx.Rollback()
+	}
+	return lt, err
+}
+
+// beginOn makes tx a Trillian log transaction for tree; see begin.
+func beginOn(tx *bbolt.Tx, tree *trillian.Tree) (*logTX, error) {
 	tb, err := openTree(tx, tree.GetTreeId())
 	if err != nil {
-		_ = tx.Rollback()
 		return nil, err
 	}
 	lt := &logTX{tx: tx, tb: tb, treeID: tree.GetTreeId(), treeType: tree.GetTreeType(), dequeued: map[string]bool{}}
 	root, raw, err := latestRoot(tb)
 	if err != nil {
-		_ = tx.Rollback()
 		return nil, err
 	}
 	if root == nil {
@@ -109,6 +119,64 @@ func (s *LogStorage) ReadWriteTransaction(ctx context.Context, tree *trillian.Tr
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// InTx is Trillian's log storage inside a bbolt write transaction the caller holds, for running
+// Trillian's sequencer (log.IntegrateBatch) there: the nodes and roots it writes become durable
+// atomically with the caller's own writes in tx, when the caller commits tx, and not before. It
+// serves ReadWriteTransaction only, once per call and never concurrently; the other methods fail.
+// For a PREORDERED_LOG tree its DequeueLeaves returns what the sequencer reads of a leaf, its
+// index and hashes, without the leaf's value.
+//
+// A ReadWriteTransaction that returns an error may have written part of its work into tx: the
+// caller MUST then roll tx back.
+type InTx struct {
+	tx *bbolt.Tx
+}
+
+var _ storage.LogStorage = InTx{}
+
+// ErrInTx is what InTx answers for everything but ReadWriteTransaction.
+var ErrInTx = errors.New("boltstore: only ReadWriteTransaction runs inside a caller's transaction")
+
+// StorageInTx returns the log storage inside tx, a writable transaction.
+func StorageInTx(tx *bbolt.Tx) InTx { return InTx{tx: tx} }
+
+// ReadWriteTransaction runs f on tx. Commit marks f's work done without committing tx; Close
+// undoes nothing (see InTx).
+func (s InTx) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f storage.LogTXFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.tx.Writable() {
+		return status.Error(codes.FailedPrecondition, "read-only transaction")
+	}
+	lt, err := beginOn(s.tx, tree)
+	if err != nil && err != storage.ErrTreeNeedsInit {
+		return err
+	}
+	lt.borrowed = true
+	defer func() { _ = lt.Close() }()
+	if err := f(ctx, lt); err != nil {
+		return err
+	}
+	return lt.Commit(ctx)
+}
+
+func (InTx) CheckDatabaseAccessible(context.Context) error { return ErrInTx }
+
+func (InTx) GetActiveLogIDs(context.Context) ([]int64, error) { return nil, ErrInTx }
+
+func (InTx) SnapshotForTree(context.Context, *trillian.Tree) (storage.ReadOnlyLogTreeTX, error) {
+	return nil, ErrInTx
+}
+
+func (InTx) QueueLeaves(context.Context, *trillian.Tree, []*trillian.LogLeaf, time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	return nil, ErrInTx
+}
+
+func (InTx) AddSequencedLeaves(context.Context, *trillian.Tree, []*trillian.LogLeaf, time.Time) ([]*trillian.QueuedLogLeaf, error) {
+	return nil, ErrInTx
 }
 
 // QueueLeaves implements storage.LogStorage for LOG trees.

@@ -30,17 +30,26 @@ type logTX struct {
 	root     types.LogRootV1
 	rawRoot  []byte          // nil if the tree has no root yet
 	dequeued map[string]bool // identity hashes handed out by DequeueLeaves (LOG trees)
+	borrowed bool            // tx is the caller's (InTx): Commit and Close leave it open
 }
 
 func (t *logTX) Commit(context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.borrowed {
+		t.tx = nil
+		return nil
+	}
 	return finish(&t.tx, true)
 }
 
 func (t *logTX) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.borrowed {
+		t.tx = nil
+		return nil
+	}
 	return finish(&t.tx, false)
 }
 
@@ -192,6 +201,10 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 		return nil, nil
 	}
 	if t.treeType == trillian.TreeType_PREORDERED_LOG {
+		if t.borrowed {
+			// Inside a caller's transaction only Trillian's sequencer runs (InTx).
+			return contiguousHashes(t.tb, int64(t.root.TreeSize), int64(limit), int64(t.root.TreeSize))
+		}
 		return contiguousLeaves(t.tb, int64(t.root.TreeSize), int64(limit), int64(t.root.TreeSize))
 	}
 	return dequeue(t.tb, limit, cutoff, t.dequeued)

@@ -5,13 +5,17 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/trillian"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
 	"github.com/google/trillian/storage"
 	"github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/types"
 	"github.com/google/trillian/util/clock"
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -286,4 +290,97 @@ func TestLeafHashes(t *testing.T) {
 			t.Fatalf("leaf %d: a truncated leaf parsed", leaf.LeafIndex)
 		}
 	}
+}
+
+// TestInTx runs Trillian's sequencer inside a transaction the caller holds: its writes commit and
+// roll back with the caller's, and it dequeues leaves without their values.
+func TestInTx(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	tlog.InitMetrics(nil)
+	leaves := makeLeaves(0, 6, 300)
+	if _, err := ls.AddSequencedLeaves(ctx, testTree, leaves, epoch); err != nil {
+		t.Fatal(err)
+	}
+	ts := clock.NewFake(epoch.Add(time.Second))
+	rollBack := errors.New("roll back")
+	err := ls.db.Update(func(tx *bbolt.Tx) error {
+		n, err := tlog.IntegrateBatch(ctx, testTree, 4, 0, 0, ts, StorageInTx(tx), quota.Noop())
+		if err != nil || n != 4 {
+			t.Fatalf("IntegrateBatch = %d, %v; want 4", n, err)
+		}
+		if r, err := LatestRootTx(tx, testTree.TreeId); err != nil || r.TreeSize != 4 {
+			t.Fatalf("root inside the transaction: %+v, %v; want size 4", r, err)
+		}
+		return rollBack
+	})
+	if !errors.Is(err, rollBack) {
+		t.Fatal(err)
+	}
+	if r, err := ls.LatestRoot(testTree.TreeId); err != nil || r.TreeSize != 0 {
+		t.Fatalf("root after roll-back: %+v, %v; want size 0", r, err)
+	}
+
+	err = ls.db.Update(func(tx *bbolt.Tx) error {
+		return StorageInTx(tx).ReadWriteTransaction(ctx, testTree, func(ctx context.Context, ltx storage.LogTreeTX) error {
+			got, err := ltx.DequeueLeaves(ctx, 10, epoch)
+			if err != nil {
+				return err
+			}
+			if len(got) != len(leaves) {
+				t.Fatalf("dequeued %d leaves, want %d", len(got), len(leaves))
+			}
+			for i, l := range got {
+				w := leaves[i]
+				if l.LeafIndex != w.LeafIndex || !bytes.Equal(l.MerkleLeafHash, w.MerkleLeafHash) || !bytes.Equal(l.LeafIdentityHash, w.LeafIdentityHash) || l.LeafValue != nil {
+					t.Fatalf("leaf %d: got index %d, value of %d bytes", i, l.LeafIndex, len(l.LeafValue))
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = ls.db.Update(func(tx *bbolt.Tx) error {
+		n, err := tlog.IntegrateBatch(ctx, testTree, 10, 0, 0, ts, StorageInTx(tx), quota.Noop())
+		if err != nil || n != 6 {
+			t.Fatalf("IntegrateBatch = %d, %v; want 6", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ls.LatestRoot(testTree.TreeId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	for _, l := range leaves {
+		cr.Append(l.MerkleLeafHash, nil)
+	}
+	want, _ := cr.GetRootHash(nil)
+	if r.TreeSize != 6 || !bytes.Equal(r.RootHash, want) {
+		t.Fatalf("root after commit: size %d hash %x; want 6, %x", r.TreeSize, r.RootHash, want)
+	}
+
+	in := StorageInTx(nil)
+	if err := in.CheckDatabaseAccessible(ctx); !errors.Is(err, ErrInTx) {
+		t.Fatalf("CheckDatabaseAccessible: %v", err)
+	}
+	if _, err := in.SnapshotForTree(ctx, testTree); !errors.Is(err, ErrInTx) {
+		t.Fatalf("SnapshotForTree: %v", err)
+	}
+	if _, err := in.AddSequencedLeaves(ctx, testTree, leaves, epoch); !errors.Is(err, ErrInTx) {
+		t.Fatalf("AddSequencedLeaves: %v", err)
+	}
+	ls.db.View(func(tx *bbolt.Tx) error {
+		err := StorageInTx(tx).ReadWriteTransaction(ctx, testTree, func(context.Context, storage.LogTreeTX) error { return nil })
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("in a read-only transaction: %v, want FailedPrecondition", err)
+		}
+		return nil
+	})
 }
