@@ -124,7 +124,7 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	if err != nil {
 		panic(fmt.Sprintf("ledger: cannot apply committed commands: %v", err))
 	}
-	st.unindexed.add(st.appending.from, st.appending.ids)
+	st.unindexed.add(st.appending.from, st.appending.ids, st.appending.merkle)
 	l.next.Store(next)
 	l.applied.Store(applied)
 	l.boundary.Store(boundary)
@@ -216,6 +216,8 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 		}
 		seen.at[r.Identity] = next
 		seen.ids = append(seen.ids, r.Identity)
+		merkle := Identity(rfc6962.DefaultHasher.HashLeaf(r.Leaf))
+		seen.merkle = append(seen.merkle, merkle)
 		if r.Blob != nil {
 			if err := tx.Bucket(bucketBlobs).Put(u64(next), r.Blob); err != nil {
 				return nil, 0, err
@@ -227,7 +229,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIndex:        int64(next),
 			LeafValue:        r.Leaf, // the command's bytes, which nothing changes
-			MerkleLeafHash:   rfc6962.DefaultHasher.HashLeaf(r.Leaf),
+			MerkleLeafHash:   seen.merkle[len(seen.merkle)-1][:],
 			LeafIdentityHash: r.Identity[:],
 		})
 		res[i].Index = next
@@ -306,7 +308,8 @@ func (l *Ledger) poke() {
 // appending is what the Apply transaction in progress has appended: the identities of the
 // entries from index from on, in order, and where each is.
 type appending struct {
-	from uint64
-	ids  []Identity
-	at   map[Identity]uint64
+	from   uint64
+	ids    []Identity
+	merkle []Identity // Merkle leaf hashes, beside ids
+	at     map[Identity]uint64
 }

@@ -11,12 +11,13 @@ import (
 )
 
 // keyIndexed (in bucketMeta) is the count of entries whose identity and Merkle hash are in the
-// tree's indexes, and whose search terms are in runs (see index.go). Apply stores leaves without index entries; the sequencer goroutine indexes them
-// behind it, indexBatch at a time, as sorted runs (boltstore.IndexLeavesTx), which costs far less
-// than putting each raft command's few hundred random keys into B+trees. Until then the
-// entries' identities are held in memory (unindexed), rebuilt from the leaves when state.db is
-// opened, so lookups by identity, and the deduplication every replica applies, see every entry
-// either way and answer the same.
+// tree's indexes, and whose search terms are in runs (see index.go). Apply stores leaves without
+// index entries; the sequencer goroutine indexes them behind it, indexBatch at a time, as sorted
+// runs (boltstore.IndexHashesTx), which costs far less than putting each raft command's few
+// hundred random keys into B+trees. Until then the entries' identities and Merkle leaf hashes are
+// held in memory (unindexed), rebuilt from the leaves when state.db is opened, so lookups by
+// identity, and the deduplication every replica applies, see every entry either way and answer
+// the same, and indexing need not read the leaves back.
 var keyIndexed = []byte("indexed")
 
 // Entries are indexed indexBatch at a time, or after waiting indexFlush.
@@ -25,30 +26,34 @@ const (
 	indexFlush = time.Second
 )
 
-// unindexed maps the identities of the entries [base, base+len(ids)) to their indexes.
+// unindexed maps the identities of the entries [base, base+len(ids)) to their indexes, and keeps
+// their Merkle leaf hashes, so that indexing does not read the leaves back.
 type unindexed struct {
-	mu   sync.Mutex
-	base uint64
-	ids  []Identity
-	at   map[Identity]uint64
+	mu     sync.Mutex
+	base   uint64
+	ids    []Identity
+	merkle []Identity // the Merkle leaf hash of each entry, beside its identity
+	at     map[Identity]uint64
 }
 
-func newUnindexed(base uint64, hashes [][]byte) (*unindexed, error) {
-	u := &unindexed{base: base, at: make(map[Identity]uint64, len(hashes))}
-	for _, h := range hashes {
-		var id Identity
-		if len(h) != len(id) {
-			return nil, fmt.Errorf("entry %d: identity hash of %d bytes", base+uint64(len(u.ids)), len(h))
+func newUnindexed(base uint64, identities, merkles [][]byte) (*unindexed, error) {
+	u := &unindexed{base: base, at: make(map[Identity]uint64, len(identities))}
+	for i, h := range identities {
+		var id, m Identity
+		if len(h) != len(id) || len(merkles[i]) != len(m) {
+			return nil, fmt.Errorf("entry %d: hashes of %d and %d bytes", base+uint64(i), len(h), len(merkles[i]))
 		}
 		copy(id[:], h)
-		u.append(id)
+		copy(m[:], merkles[i])
+		u.append(id, m)
 	}
 	return u, nil
 }
 
-func (u *unindexed) append(id Identity) {
+func (u *unindexed) append(id, merkle Identity) {
 	u.at[id] = u.base + uint64(len(u.ids))
 	u.ids = append(u.ids, id)
+	u.merkle = append(u.merkle, merkle)
 }
 
 // held is how many entries are not indexed yet.
@@ -67,15 +72,30 @@ func (u *unindexed) lookup(id Identity) (uint64, bool) {
 }
 
 // add records entries appended at from, from+1, ... once their transaction has committed.
-func (u *unindexed) add(from uint64, ids []Identity) {
+func (u *unindexed) add(from uint64, ids, merkles []Identity) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if end := u.base + uint64(len(u.ids)); from != end {
 		panic(fmt.Sprintf("ledger: entries appended at %d, after %d", from, end))
 	}
-	for _, id := range ids {
-		u.append(id)
+	for i, id := range ids {
+		u.append(id, merkles[i])
 	}
+}
+
+// hashes returns the identity and Merkle leaf hashes of the entries [from, to), or false if it
+// does not hold them all.
+func (u *unindexed) hashes(from, to uint64) (identities, merkles [][]byte, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if from < u.base || to > u.base+uint64(len(u.ids)) || from > to {
+		return nil, nil, false
+	}
+	identities, merkles = make([][]byte, 0, to-from), make([][]byte, 0, to-from)
+	for i := from - u.base; i < to-u.base; i++ {
+		identities, merkles = append(identities, u.ids[i][:]), append(merkles, u.merkle[i][:])
+	}
+	return identities, merkles, true
 }
 
 // indexedUpTo forgets the entries below to, once their index entries have committed, and says
@@ -86,11 +106,11 @@ func (u *unindexed) indexedUpTo(to uint64) bool {
 	before := u.base
 	for u.base < to && len(u.ids) > 0 {
 		delete(u.at, u.ids[0])
-		u.ids = u.ids[1:]
+		u.ids, u.merkle = u.ids[1:], u.merkle[1:]
 		u.base++
 	}
 	if len(u.ids) == 0 {
-		u.ids = nil // let the backing array go
+		u.ids, u.merkle = nil, nil // let the backing arrays go
 	}
 	return u.base > before
 }
@@ -99,7 +119,7 @@ func (u *unindexed) indexedUpTo(to uint64) bool {
 // indexing was deferred has no keyIndexed: every entry in it is indexed, which is recorded once.
 func (st *store) loadUnindexed() error {
 	var from uint64
-	var hashes [][]byte
+	var identities, merkles [][]byte
 	var unmarked bool
 	err := st.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
@@ -113,9 +133,9 @@ func (st *store) loadUnindexed() error {
 			return nil
 		}
 		var err error
-		hashes, err = boltstore.IdentityHashesTx(tx, st.tree.TreeId, int64(from), int64(next))
-		if err == nil && uint64(len(hashes)) != next-from {
-			err = fmt.Errorf("%d leaves stored of the %d applied entries from %d", len(hashes), next-from, from)
+		identities, merkles, err = boltstore.LeafHashesTx(tx, st.tree.TreeId, int64(from), int64(next))
+		if err == nil && uint64(len(identities)) != next-from {
+			err = fmt.Errorf("%d leaves stored of the %d applied entries from %d", len(identities), next-from, from)
 		}
 		return err
 	})
@@ -125,7 +145,7 @@ func (st *store) loadUnindexed() error {
 	if err != nil {
 		return fmt.Errorf("read unindexed entries: %w", err)
 	}
-	st.unindexed, err = newUnindexed(from, hashes)
+	st.unindexed, err = newUnindexed(from, identities, merkles)
 	return err
 }
 
@@ -146,7 +166,13 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 		if to <= from {
 			return nil
 		}
-		if err := boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to)); err != nil {
+		// The hashes of the entries Apply stored are at hand; the leaves are read back only
+		// if they are not.
+		if ids, merkles, ok := st.unindexed.hashes(from, to); ok {
+			if err := boltstore.IndexHashesTx(tx, st.tree.TreeId, int64(from), ids, merkles); err != nil {
+				return err
+			}
+		} else if err := boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to)); err != nil {
 			return err
 		}
 		if err := indexTerms(tx, from, to); err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/trillian"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
 )
 
@@ -75,6 +77,17 @@ func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
 		}
 	}
 	check(l, 150)
+	// Trillian finds the indexed leaves by Merkle leaf hash too.
+	for _, i := range []int{0, 57, 99, 100, 149} {
+		var rec Record
+		_ = rec.UnmarshalBinary(record(t, i))
+		resp, err := l.st.srv.GetInclusionProofByHash(context.Background(), &trillian.GetInclusionProofByHashRequest{
+			LogId: l.st.tree.TreeId, LeafHash: rfc6962.DefaultHasher.HashLeaf(rec.Leaf), TreeSize: 150,
+		})
+		if err != nil || len(resp.Proof) != 1 || resp.Proof[0].LeafIndex != int64(i) {
+			t.Fatalf("leaf %d by Merkle hash: %v, %v", i, resp, err)
+		}
+	}
 	r = l.Apply([]Command{entries(t, 3, 149, 2)})
 	if !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
 		t.Fatalf("dedup against indexed entries: %+v", r[0])

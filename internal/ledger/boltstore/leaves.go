@@ -259,9 +259,59 @@ const (
 	runHash  = 'h' // MerkleLeafHash -> index
 )
 
-// indexLeaves writes the identity and Merkle hash index entries of the stored leaves [from, to)
-// as sorted runs. Leaves below the end of the last range indexed count as indexed.
-func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) error {
+// leafHashesFrom calls each with the index, Merkle leaf hash and identity hash of the leaves
+// [from, to), in order.
+type leafHashesFrom func(from, to int64, each func(idx int64, merkle, identity []byte) error) error
+
+// storedHashes reads the hashes from the stored leaves, failing at a missing one.
+func storedHashes(tb *treeBuckets) leafHashesFrom {
+	return func(from, to int64, each func(idx int64, merkle, identity []byte) error) error {
+		c := tb.leaf.Cursor()
+		want := from
+		for k, v := c.Seek(indexKey(from)); want < to; k, v = c.Next() {
+			idx := int64(-1)
+			if k != nil {
+				var err error
+				if idx, err = decodeIndexKey(k); err != nil {
+					return err
+				}
+			}
+			if idx != want {
+				return status.Errorf(codes.Internal, "index leaves [%d, %d): leaf %d missing", from, to, want)
+			}
+			merkle, identity, err := leafHashes(v)
+			if err != nil {
+				return fmt.Errorf("leaf %d: %w", idx, err)
+			}
+			if err := each(idx, merkle, identity); err != nil {
+				return err
+			}
+			want++
+		}
+		return nil
+	}
+}
+
+// givenHashes serves the hashes of the leaves [base, base+len(identities)) from the slices.
+func givenHashes(base int64, identities, merkles [][]byte) leafHashesFrom {
+	return func(from, to int64, each func(idx int64, merkle, identity []byte) error) error {
+		for idx := from; idx < to; idx++ {
+			i := idx - base
+			if len(identities[i]) != hashSize || len(merkles[i]) != hashSize {
+				return status.Errorf(codes.InvalidArgument, "leaf %d: hashes of %d and %d bytes", idx, len(merkles[i]), len(identities[i]))
+			}
+			if err := each(idx, merkles[i], identities[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// indexLeaves writes the identity and Merkle hash index entries of the leaves [from, to) as
+// sorted runs, their hashes read with hashesOf. Leaves below the end of the last range indexed
+// count as indexed.
+func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, hashesOf leafHashesFrom) error {
 	if tb.runs == nil {
 		b, err := tx.Bucket(treeBucketName(treeID)).CreateBucket(subRuns)
 		if err != nil {
@@ -279,33 +329,20 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64) er
 	}
 	idents := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
 	hashes := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
-	c := tb.leaf.Cursor()
-	want := from
-	for k, v := c.Seek(indexKey(from)); want < to; k, v = c.Next() {
-		idx := int64(-1)
-		if k != nil {
-			var err error
-			if idx, err = decodeIndexKey(k); err != nil {
-				return err
-			}
-		}
-		if idx != want {
-			return status.Errorf(codes.Internal, "index leaves [%d, %d): leaf %d missing", from, to, want)
-		}
-		merkle, identity, err := leafHashes(v)
-		if err != nil {
-			return fmt.Errorf("leaf %d: %w", idx, err)
-		}
-		want++
+	err = hashesOf(from, to, func(idx int64, merkle, identity []byte) error {
 		// A leaf stored with AddSequencedLeavesTx is in the B+tree indexes already.
 		if ref := tb.ident.Get(identity); ref != nil {
 			if !bytes.Equal(ref, encodeSeqRef(idx)) {
 				return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another leaf", identity)
 			}
-			continue
+			return nil
 		}
 		idents.Append(identity, uint64(idx))
 		hashes.Append(merkle, uint64(idx))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx refuses it.
 	older, err := runs.Open(tb.runs, runIdent)

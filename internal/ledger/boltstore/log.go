@@ -258,24 +258,36 @@ func IndexLeavesTx(tx *bbolt.Tx, treeID int64, from, to int64) error {
 	if err != nil {
 		return err
 	}
-	return indexLeaves(tx, treeID, tb, from, to)
+	return indexLeaves(tx, treeID, tb, from, to, storedHashes(tb))
 }
 
-// IdentityHashesTx returns the identity hashes of the sequenced leaves [from, to), in order.
-func IdentityHashesTx(tx *bbolt.Tx, treeID int64, from, to int64) ([][]byte, error) {
+// IndexHashesTx is IndexLeavesTx for a caller that kept the hashes of the leaves it stored: it
+// indexes the leaves [from, from+len(identities)) under identities[i] and merkles[i], which MUST
+// be the identity and Merkle leaf hashes of leaf from+i, without reading the leaves back (they
+// are most of what the file holds, and indexing would otherwise read each page of them again).
+func IndexHashesTx(tx *bbolt.Tx, treeID int64, from int64, identities, merkles [][]byte) error {
+	if len(identities) != len(merkles) {
+		return status.Errorf(codes.InvalidArgument, "%d identity hashes and %d Merkle leaf hashes", len(identities), len(merkles))
+	}
 	tb, err := openTree(tx, treeID)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	leaves, err := contiguousLeaves(tb, from, to-from, to)
+	return indexLeaves(tx, treeID, tb, from, from+int64(len(identities)), givenHashes(from, identities, merkles))
+}
+
+// LeafHashesTx returns the identity and Merkle leaf hashes of the sequenced leaves [from, to), in
+// order; a leaf missing in the range is an error.
+func LeafHashesTx(tx *bbolt.Tx, treeID int64, from, to int64) (identities, merkles [][]byte, err error) {
+	tb, err := openTree(tx, treeID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([][]byte, len(leaves))
-	for i, l := range leaves {
-		out[i] = l.LeafIdentityHash
-	}
-	return out, nil
+	err = storedHashes(tb)(from, to, func(_ int64, merkle, identity []byte) error {
+		identities, merkles = append(identities, identity), append(merkles, merkle)
+		return nil
+	})
+	return identities, merkles, err
 }
 
 // SequencedIndexesTx looks leaves up by identity hash inside the caller's transaction: for each

@@ -20,8 +20,9 @@ import (
 )
 
 // Lookups by identity and by Merkle hash answer what a map of the indexed leaves answers, after
-// every call to IndexLeavesTx, including Merkle hashes shared by several leaves, and the number
-// of runs stays logarithmic (package runs tests chunk boundaries and the merge limit).
+// every call to IndexLeavesTx or IndexHashesTx (in turn, at random), including Merkle hashes
+// shared by several leaves, and the number of runs stays logarithmic (package runs tests chunk
+// boundaries and the merge limit).
 func TestRunsMatchModel(t *testing.T) {
 	ls, _ := newTestTree(t)
 	ctx := context.Background()
@@ -45,7 +46,17 @@ func TestRunsMatchModel(t *testing.T) {
 		}
 		leaves = append(leaves, batch...)
 		to := len(leaves) - rng.IntN(len(batch)) // sometimes leave the newest unindexed
-		if err := ls.db.Update(func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, int64(indexed), int64(to)) }); err != nil {
+		index := func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, int64(indexed), int64(to)) }
+		if rng.IntN(2) == 0 {
+			// From a little before what is indexed already, which counts as indexed.
+			from := max(0, indexed-rng.IntN(3))
+			var idents, merkles [][]byte
+			for _, l := range leaves[from:to] {
+				idents, merkles = append(idents, l.LeafIdentityHash), append(merkles, l.MerkleLeafHash)
+			}
+			index = func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, int64(from), idents, merkles) }
+		}
+		if err := ls.db.Update(index); err != nil {
 			t.Fatalf("step %d: index [%d, %d): %v", step, indexed, to, err)
 		}
 		indexed = to
@@ -177,4 +188,35 @@ func TestRunsBesideBTreeIndexes(t *testing.T) {
 	}); err == nil {
 		t.Fatal("indexed a leaf whose identity the B+tree index holds at another leaf")
 	}
+}
+
+// IndexHashesTx refuses hashes that cannot be the leaves', and writes nothing.
+func TestIndexHashesRefused(t *testing.T) {
+	ls, _ := newTestTree(t)
+	id := testTree.TreeId
+	leaves := makeLeaves(0, 3, 40)
+	if err := ls.db.Update(func(tx *bbolt.Tx) error {
+		_, err := AddSequencedLeavesUnindexedTx(tx, id, leaves, epoch)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h := func(l *trillian.LogLeaf) []byte { return l.LeafIdentityHash }
+	m := func(l *trillian.LogLeaf) []byte { return l.MerkleLeafHash }
+	for name, c := range map[string]struct{ idents, merkles [][]byte }{
+		"lengths differ": {[][]byte{h(leaves[0]), h(leaves[1])}, [][]byte{m(leaves[0])}},
+		"short hash":     {[][]byte{h(leaves[0]), h(leaves[1])[:31]}, [][]byte{m(leaves[0]), m(leaves[1])}},
+	} {
+		err := ls.db.Update(func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, 0, c.idents, c.merkles) })
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
+		}
+	}
+	ls.db.View(func(tx *bbolt.Tx) error {
+		got, err := SequencedIndexesTx(tx, id, [][]byte{h(leaves[0])})
+		if err != nil || got[0] != -1 {
+			t.Errorf("after refused calls: leaf 0 found at %v (%v), want not indexed", got, err)
+		}
+		return nil
+	})
 }
