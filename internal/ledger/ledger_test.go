@@ -358,3 +358,24 @@ func TestSequencerIntegratesWhatApplyLeft(t *testing.T) {
 		t.Fatal("root of the entries integrated by the sequencer is wrong")
 	}
 }
+
+// A new state.db has pageSize pages; one created with another page size keeps it and works.
+func TestPageSize(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	db, err := bbolt.Open(old, 0o600, &bbolt.Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for path, want := range map[string]int{filepath.Join(dir, "new.db"): pageSize, old: 4096} {
+		l := openTest(t, path, nil)
+		if got := l.st.db.Info().PageSize; got != want {
+			t.Errorf("%s: page size %d, want %d", filepath.Base(path), got, want)
+		}
+		l.Apply([]Command{entries(t, 1, 0, 40)})
+		if _, root, _ := l.Root(context.Background()); !bytes.Equal(root, wantRoot(t, 40)) {
+			t.Errorf("%s: wrong root", filepath.Base(path))
+		}
+	}
+}
