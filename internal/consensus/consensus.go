@@ -381,12 +381,17 @@ type Stats struct {
 	AppliedIndex uint64
 }
 
-// Stats returns raft's state and counters.
+// Stats returns raft's state and counters. AppliedIndex is what the state machine has applied:
+// while it applies a batch, the index before that batch (raft's own counter runs ahead).
 func (n *Node) Stats() Stats {
 	s := n.raft.Stats()
 	u := func(k string) uint64 { v, _ := strconv.ParseUint(s[k], 10, 64); return v }
-	return Stats{State: n.raft.State().String(), Term: u("term"), LastIndex: u("last_log_index"),
+	st := Stats{State: n.raft.State().String(), Term: u("term"), LastIndex: u("last_log_index"),
 		CommitIndex: u("commit_index"), AppliedIndex: u("applied_index")}
+	if from := n.fsm.applying.Load(); from > 0 {
+		st.AppliedIndex = min(st.AppliedIndex, from-1)
+	}
+	return st
 }
 
 // Propose replicates one command and returns the state machine's response to it. It MUST NOT

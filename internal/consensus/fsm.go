@@ -2,12 +2,19 @@ package consensus
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
 
 // fsm adapts a StateMachine to raft.BatchingFSM.
-type fsm struct{ sm StateMachine }
+type fsm struct {
+	sm StateMachine
+	// applying is the first raft index of the batch the state machine is applying, 0 between
+	// batches: raft counts a batch applied once it hands it over, before the state machine has
+	// stored it, which can take a while for a node catching up.
+	applying atomic.Uint64
+}
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
@@ -15,6 +22,10 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 // call. Entries at or below the state machine's applied index are skipped: after a restart raft
 // replays its log from the last snapshot, and the durable state already holds them.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if len(logs) > 0 {
+		f.applying.Store(logs[0].Index)
+		defer f.applying.Store(0)
+	}
 	out := make([]any, len(logs))
 	applied := f.sm.AppliedIndex()
 	var cmds []Command
