@@ -118,7 +118,11 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 	if len(r.Terms) > MaxTerms {
 		return nil, fmt.Errorf("%w: %d terms", ErrMalformedRecord, len(r.Terms))
 	}
-	out := make([]byte, 0, 1+len(r.Identity)+2*binary.MaxVarintLen64+len(r.Leaf)+len(r.Blob))
+	n := 1 + len(r.Identity) + 3*binary.MaxVarintLen64 + len(r.Leaf) + len(r.Blob)
+	for _, t := range r.Terms {
+		n += binary.MaxVarintLen64 + len(t)
+	}
+	out := make([]byte, 0, n)
 	version := byte(recordV1)
 	if len(r.Terms) > 0 {
 		version = recordV2

@@ -369,7 +369,11 @@ func (n *Node) handleForward(w http.ResponseWriter, r *http.Request) {
 
 // encodeBatch encodes a forwarded command: its kind, then uvarint-prefixed records.
 func encodeBatch(kind ledger.Kind, recs [][]byte) []byte {
-	out := []byte{byte(kind)}
+	n := 1 + binary.MaxVarintLen64
+	for _, r := range recs {
+		n += binary.MaxVarintLen64 + len(r)
+	}
+	out := append(make([]byte, 0, n), byte(kind))
 	out = binary.AppendUvarint(out, uint64(len(recs)))
 	for _, r := range recs {
 		out = binary.AppendUvarint(out, uint64(len(r)))
