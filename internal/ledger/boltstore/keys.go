@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -175,4 +176,35 @@ func createTreeBuckets(tx *bbolt.Tx, treeID int64) error {
 		}
 	}
 	return nil
+}
+
+// getter reads keys of one bucket through one cursor. bucket.Get makes a cursor per call, whose
+// stack grows as it descends, a few allocations per key; a getter's cursor keeps its stack. A
+// getter may be used across writes to its bucket: every get seeks from the root.
+type getter struct{ c *bbolt.Cursor }
+
+func newGetter(b *bbolt.Bucket) getter { return getter{b.Cursor()} }
+
+// get is bucket.Get: the value of key, nil if there is none (buckets hold no nested buckets
+// here).
+func (g getter) get(key []byte) []byte {
+	if g.c == nil {
+		return nil
+	}
+	k, v := g.c.Seek(key)
+	if k == nil || !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
+}
+
+// newLegacy is a getter over an index only older versions write (a tree's ident bucket, see
+// runs.go), which answers nil without searching when the bucket is empty, as it is in a tree
+// created since.
+func newLegacy(b *bbolt.Bucket) getter {
+	c := b.Cursor()
+	if k, _ := c.First(); k == nil {
+		return getter{}
+	}
+	return getter{c}
 }

@@ -186,15 +186,19 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 	}
 	qts := timestamppb.New(ts)
 	out := make([]*trillian.QueuedLogLeaf, len(leaves))
+	stored := newGetter(tb.leaf)
 	for i, leaf := range leaves {
 		if leaf.LeafIndex < 0 {
 			out[i] = result(codes.OutOfRange, "negative LeafIndex", leaf)
 			continue
 		}
 		key := indexKey(leaf.LeafIndex)
-		prev, err := getLeaf(tb, key)
-		if err != nil {
-			return nil, err
+		var prev *trillian.LogLeaf
+		if v := stored.get(key); v != nil {
+			var err error
+			if prev, err = decodeLeaf(v); err != nil {
+				return nil, err
+			}
 		}
 		if prev != nil {
 			if sameLeaf(prev, leaf) {
@@ -329,9 +333,10 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, ha
 	}
 	idents := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
 	hashes := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
+	legacy := newLegacy(tb.ident)
 	err = hashesOf(from, to, func(idx int64, merkle, identity []byte) error {
 		// A leaf stored with AddSequencedLeavesTx is in the B+tree indexes already.
-		if ref := tb.ident.Get(identity); ref != nil {
+		if ref := legacy.get(identity); ref != nil {
 			if !bytes.Equal(ref, encodeSeqRef(idx)) {
 				return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at another leaf", identity)
 			}
@@ -495,12 +500,13 @@ func updateSequenced(tb *treeBuckets, leaves []*trillian.LogLeaf) error {
 // setNodes stores Merkle nodes. A node already stored MUST have the same hash: the sequencer
 // only writes perfect subtrees, which never change.
 func setNodes(tb *treeBuckets, nodes []tree.Node) error {
+	stored := newGetter(tb.node)
 	for _, n := range nodes {
 		if len(n.Hash) == 0 {
 			return status.Errorf(codes.InvalidArgument, "node %+v has no hash", n.ID)
 		}
 		k := nodeKey(n.ID)
-		if v := tb.node.Get(k); v != nil {
+		if v := stored.get(k); v != nil {
 			if !bytes.Equal(v, n.Hash) {
 				return fmt.Errorf("node %+v: %w", n.ID, ErrNodeMismatch)
 			}

@@ -302,12 +302,14 @@ func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]
 		return nil, err
 	}
 	out := make([]int64, len(identityHashes))
+	legacy := newLegacy(tb.ident)
 	for i, h := range identityHashes {
 		out[i] = -1
 		if h == nil {
 			continue
 		}
-		if ref := tb.ident.Get(h); ref != nil {
+		// Identities indexed by older versions are in the B+tree; an empty one is not searched.
+		if ref := legacy.get(h); ref != nil {
 			kind, index, _, err := decodeRef(ref)
 			if err != nil {
 				return nil, err

@@ -384,3 +384,35 @@ func TestInTx(t *testing.T) {
 		return nil
 	})
 }
+
+// A leaf repeated in one call finds the copy the call stored before it, at every position of the
+// leaf table the call has grown, whether or not the leaves are indexed.
+func TestRepeatedWithinOneCall(t *testing.T) {
+	for _, index := range []bool{false, true} {
+		ls, _ := newTestTree(t)
+		leaves := makeLeaves(0, 300, 40)
+		in := append(append(leaves[:0:0], leaves...), leaves[3], leaves[150], leaves[299])
+		var res []*trillian.QueuedLogLeaf
+		err := ls.db.Update(func(tx *bbolt.Tx) error {
+			var err error
+			if index {
+				res, err = AddSequencedLeavesTx(tx, testTree.TreeId, in, epoch)
+			} else {
+				res, err = AddSequencedLeavesUnindexedTx(tx, testTree.TreeId, in, epoch)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			want := codes.OK
+			if i >= len(leaves) {
+				want = codes.AlreadyExists
+			}
+			if c := status.FromProto(r.Status).Code(); c != want {
+				t.Fatalf("indexed %v: leaf %d of the call: %v, want %v", index, i, c, want)
+			}
+		}
+	}
+}
