@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -147,7 +148,8 @@ func (st *store) integratedTx(tx *bbolt.Tx) (uint64, error) {
 
 // integrateTx runs Trillian's sequencer inside tx, the transaction that applies the entries, so
 // that a command's entries and the tree over them become durable in one commit. It integrates
-// the tree from size up to target, at most batch leaves per step, and returns the new size.
+// the tree from size up to target, at most batch leaves per step and stopping at every boundary
+// on the way (a root is stored at each), and returns the new size.
 //
 // Apply never reads its own clock: the roots are stamped with the command's time (the
 // proposer's), moved just past the previous root's when that is later, since Trillian refuses a
@@ -164,7 +166,11 @@ func (st *store) integrateTx(tx *bbolt.Tx, size, target uint64, stamp time.Time,
 		if prev := int64(root.TimestampNanos); at.UnixNano() <= prev {
 			at = time.Unix(0, prev+1)
 		}
-		n, err := tlog.IntegrateBatch(ctx, st.tree, min(int(target-size), batch), 0, 0, clock.NewFake(at), logs, quota.Noop())
+		upTo := target
+		if k, _ := tx.Bucket(bucketBoundaries).Cursor().Seek(u64(size + 1)); k != nil {
+			upTo = min(upTo, binary.BigEndian.Uint64(k))
+		}
+		n, err := tlog.IntegrateBatch(ctx, st.tree, min(int(upTo-size), batch), 0, 0, clock.NewFake(at), logs, quota.Noop())
 		if err != nil {
 			return 0, err
 		}

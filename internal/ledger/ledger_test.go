@@ -322,9 +322,15 @@ func TestApplyIntegratesInItsTransaction(t *testing.T) {
 	}
 }
 
-// A state.db written before Apply integrated may hold entries applied but not integrated: the
-// sequencer integrates them once the ledger starts.
+// A state.db written before Apply integrated may hold entries applied but not integrated, and
+// boundaries among them: the sequencer, or the next Apply, integrates them, storing a root at
+// each boundary.
 func TestSequencerIntegratesWhatApplyLeft(t *testing.T) {
+	t.Run("sequencer", func(t *testing.T) { integrateLeftovers(t, false) })
+	t.Run("apply", func(t *testing.T) { integrateLeftovers(t, true) })
+}
+
+func integrateLeftovers(t *testing.T, byApply bool) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	l, err := Open(context.Background(), Config{Path: path})
 	if err != nil {
@@ -334,6 +340,9 @@ func TestSequencerIntegratesWhatApplyLeft(t *testing.T) {
 		l.st.appending = &appending{from: 0, at: map[Identity]uint64{}}
 		_, next, err := l.st.applyEntries(tx, 0, entries(t, 1, 0, 25))
 		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketBoundaries).Put(u64(10), nil); err != nil {
 			return err
 		}
 		m := tx.Bucket(bucketMeta)
@@ -349,13 +358,24 @@ func TestSequencerIntegratesWhatApplyLeft(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = openTest(t, path, nil)
-	if l.Size() != 25 {
-		t.Fatalf("size %d, want 25", l.Size())
+	want := uint64(25)
+	if byApply {
+		if l, err = Open(context.Background(), Config{Path: path}); err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		l.Apply([]Command{entries(t, 2, 25, 5)})
+		want = 30
+	} else {
+		l = openTest(t, path, nil)
 	}
-	waitSize(t, l, 25)
-	if _, root, _ := l.Root(context.Background()); !bytes.Equal(root, wantRoot(t, 25)) {
-		t.Fatal("root of the entries integrated by the sequencer is wrong")
+	waitSize(t, l, want)
+	if _, root, _ := l.Root(context.Background()); !bytes.Equal(root, wantRoot(t, int(want))) {
+		t.Fatal("root of the entries integrated late is wrong")
+	}
+	at10, err := l.st.logs.RootAt(l.st.tree.TreeId, 10)
+	if err != nil || at10 == nil || !bytes.Equal(at10.RootHash, wantRoot(t, 10)) {
+		t.Fatalf("root stored at the boundary among them: %+v, %v", at10, err)
 	}
 }
 
