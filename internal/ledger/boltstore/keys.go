@@ -198,9 +198,9 @@ func (g getter) get(key []byte) []byte {
 	return v
 }
 
-// newLegacy is a getter over an index only older versions write (a tree's ident bucket, see
-// runs.go), which answers nil without searching when the bucket is empty, as it is in a tree
-// created since.
+// newLegacy is a getter over a tree's ident B+tree, which answers nil without searching when the
+// bucket is empty: AddSequencedLeavesTx and QueueLeaves write it, and a tree that only takes
+// AddSequencedLeavesUnindexedTx (the ledger's, since its indexes are runs) leaves it empty.
 func newLegacy(b *bbolt.Bucket) getter {
 	c := b.Cursor()
 	if k, _ := c.First(); k == nil {

@@ -308,7 +308,8 @@ func SequencedIndexesTx(tx *bbolt.Tx, treeID int64, identityHashes [][]byte) ([]
 		if h == nil {
 			continue
 		}
-		// Identities indexed by older versions are in the B+tree; an empty one is not searched.
+		// Identities stored with AddSequencedLeavesTx are in the B+tree; an empty one is not
+		// searched.
 		if ref := legacy.get(h); ref != nil {
 			kind, index, _, err := decodeRef(ref)
 			if err != nil {
