@@ -65,10 +65,6 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	var integrated uint64
 	var stamp time.Time
 	err := st.db.Update(func(tx *bbolt.Tx) error {
-		var err error
-		if integrated, err = st.integratedTx(tx); err != nil {
-			return err
-		}
 		for i, c := range cmds {
 			if c.Index != 0 && c.Index <= applied {
 				continue
@@ -96,7 +92,7 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 			case KindBoundary:
 				// The root at a boundary is the one every node cosigns: integrate exactly up
 				// to it before the commands after it add more.
-				if integrated, err = st.integrateTx(tx, integrated, next, c.Stamp, l.cfg.IntegrateBatch); err != nil {
+				if _, err := st.integrateTx(tx, next, c.Stamp, l.cfg.IntegrateBatch); err != nil {
 					return fmt.Errorf("apply raft index %d: %w", c.Index, err)
 				}
 				if next > boundary {
@@ -113,7 +109,8 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 				applied = c.Index
 			}
 		}
-		if integrated, err = st.integrateTx(tx, integrated, next, stamp, l.cfg.IntegrateBatch); err != nil {
+		var err error
+		if integrated, err = st.integrateTx(tx, next, stamp, l.cfg.IntegrateBatch); err != nil {
 			return fmt.Errorf("integrate up to raft index %d: %w", applied, err)
 		}
 		m := tx.Bucket(bucketMeta)
@@ -137,47 +134,38 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	return out
 }
 
-// integratedTx returns the size of the tree as tx sees it.
-func (st *store) integratedTx(tx *bbolt.Tx) (uint64, error) {
-	root, err := boltstore.LatestRootTx(tx, st.tree.TreeId)
-	if err != nil {
-		return 0, err
-	}
-	return root.TreeSize, nil
-}
-
 // integrateTx runs Trillian's sequencer inside tx, the transaction that applies the entries, so
 // that a command's entries and the tree over them become durable in one commit. It integrates
-// the tree from size up to target, at most batch leaves per step and stopping at every boundary
-// on the way (a root is stored at each), and returns the new size.
+// the tree up to target, at most batch leaves per step and stopping at every boundary on the way
+// (a root is stored at each), and returns the tree's size.
 //
 // Apply never reads its own clock: the roots are stamped with the command's time (the
 // proposer's), moved just past the previous root's when that is later, since Trillian refuses a
 // root older than the one before it. (Nothing reads a root's time: checkpoints carry none.)
-func (st *store) integrateTx(tx *bbolt.Tx, size, target uint64, stamp time.Time, batch int) (uint64, error) {
-	ctx := context.Background()
+func (st *store) integrateTx(tx *bbolt.Tx, target uint64, stamp time.Time, batch int) (uint64, error) {
+	root, err := boltstore.LatestRootTx(tx, st.tree.TreeId)
+	if err != nil {
+		return 0, err
+	}
+	size, prev := root.TreeSize, int64(root.TimestampNanos)
 	logs := boltstore.StorageInTx(tx)
 	for size < target {
-		root, err := boltstore.LatestRootTx(tx, st.tree.TreeId)
-		if err != nil {
-			return 0, err
-		}
 		at := stamp
-		if prev := int64(root.TimestampNanos); at.UnixNano() <= prev {
+		if at.UnixNano() <= prev {
 			at = time.Unix(0, prev+1)
 		}
 		upTo := target
 		if k, _ := tx.Bucket(bucketBoundaries).Cursor().Seek(u64(size + 1)); k != nil {
 			upTo = min(upTo, binary.BigEndian.Uint64(k))
 		}
-		n, err := tlog.IntegrateBatch(ctx, st.tree, min(int(upTo-size), batch), 0, 0, clock.NewFake(at), logs, quota.Noop())
+		n, err := tlog.IntegrateBatch(context.Background(), st.tree, min(int(upTo-size), batch), 0, 0, clock.NewFake(at), logs, quota.Noop())
 		if err != nil {
 			return 0, err
 		}
 		if n <= 0 {
 			return 0, fmt.Errorf("integrating from size %d toward %d took no leaf", size, target)
 		}
-		size += uint64(n)
+		size, prev = size+uint64(n), at.UnixNano()
 	}
 	return size, nil
 }
