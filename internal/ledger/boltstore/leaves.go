@@ -81,8 +81,10 @@ func leafHashes(v []byte) (merkle, identity []byte, err error) {
 }
 
 // getLeaf returns the sequenced leaf under key k (an index key), or nil.
-func getLeaf(tb *treeBuckets, k []byte) (*trillian.LogLeaf, error) {
-	v := tb.leaf.Get(k)
+func getLeaf(tb *treeBuckets, k []byte) (*trillian.LogLeaf, error) { return storedLeaf(tb.leaf.Get(k)) }
+
+// storedLeaf decodes a stored leaf; nil (no leaf stored) is no leaf and no error.
+func storedLeaf(v []byte) (*trillian.LogLeaf, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -193,12 +195,9 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 			continue
 		}
 		key := indexKey(leaf.LeafIndex)
-		var prev *trillian.LogLeaf
-		if v := stored.get(key); v != nil {
-			var err error
-			if prev, err = decodeLeaf(v); err != nil {
-				return nil, err
-			}
+		prev, err := storedLeaf(stored.get(key))
+		if err != nil {
+			return nil, err
 		}
 		if prev != nil {
 			if sameLeaf(prev, leaf) {

@@ -111,14 +111,20 @@ func (s *LogStorage) SnapshotForTree(ctx context.Context, tree *trillian.Tree) (
 // f MUST NOT start another write transaction on the same DB (bbolt's writer lock would deadlock).
 func (s *LogStorage) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f storage.LogTXFunc) error {
 	tx, err := s.begin(ctx, tree, true)
+	return run(ctx, tx, err, f)
+}
+
+// run runs f on lt, begun with err, and commits lt if f succeeds; a tree that needs its first
+// root is no error here, as Trillian's callers expect.
+func run(ctx context.Context, lt *logTX, err error, f storage.LogTXFunc) error {
 	if err != nil && err != storage.ErrTreeNeedsInit {
 		return err
 	}
-	defer func() { _ = tx.Close() }()
-	if err := f(ctx, tx); err != nil {
+	defer func() { _ = lt.Close() }()
+	if err := f(ctx, lt); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	return lt.Commit(ctx)
 }
 
 // InTx is Trillian's log storage inside a bbolt write transaction the caller holds, for running
@@ -152,15 +158,10 @@ func (s InTx) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f s
 		return status.Error(codes.FailedPrecondition, "read-only transaction")
 	}
 	lt, err := beginOn(s.tx, tree)
-	if err != nil && err != storage.ErrTreeNeedsInit {
-		return err
+	if lt != nil {
+		lt.borrowed = true
 	}
-	lt.borrowed = true
-	defer func() { _ = lt.Close() }()
-	if err := f(ctx, lt); err != nil {
-		return err
-	}
-	return lt.Commit(ctx)
+	return run(ctx, lt, err, f)
 }
 
 func (InTx) CheckDatabaseAccessible(context.Context) error { return ErrInTx }
