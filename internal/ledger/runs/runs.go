@@ -4,12 +4,12 @@
 //
 // Putting random keys into a B+tree dirties one page per key once the tree outgrows a batch, so
 // the cost of indexing grew with the log (a 4 KiB page rewritten per key at a million entries).
-// Instead each batch of entries is written as one run, sorted by (hash, index), and merged with
-// the newest runs while they are at most twice its size (see Add): a record is rewritten about
-// 1.4·log2(N/batch) times in all, and an index holds at most log2(N)+1 runs. Runs stop merging at
-// MaxMerge records, which bounds the largest merge (40 MiB read and written in one
-// transaction); beyond that an index gains a run per MaxMerge records, and looking up an absent
-// hash costs one Bloom probe per run.
+// Instead each batch of entries is written as one run, sorted by (hash, index), and runs of about
+// one size merge fanIn at a time into one run fanIn times larger (see Add): a record is
+// rewritten about log4(N/batch) times in all, and an index holds up to fanIn-1 runs of each size.
+// Runs stop merging at maxMerge records, which bounds the largest merge (40 MiB read and
+// written in one transaction); beyond that an index gains a run per maxMerge records, and
+// looking up an absent hash costs one Bloom probe per run.
 //
 // A run covers the entries [start, end) and has, in the bucket:
 //
@@ -251,21 +251,27 @@ func checkUnique(rs Records, unique bool) error {
 	return nil
 }
 
-// merge merges two sorted runs.
-func merge(a, b Records, unique bool) (Records, error) {
-	out := make(Records, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < a.Len() && j < b.Len() {
-		if bytes.Compare(a.at(i), b.at(j)) <= 0 {
-			out = append(out, a.at(i)...)
-			i++
-		} else {
-			out = append(out, b.at(j)...)
-			j++
-		}
+// merge merges sorted runs into one.
+func merge(parts []Records, unique bool) (Records, error) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
 	}
-	out = append(out, a[i*recordSize:]...)
-	out = append(out, b[j*recordSize:]...)
+	out := make(Records, 0, n)
+	heads := slices.Clone(parts)
+	for {
+		lo := -1
+		for i, h := range heads {
+			if len(h) > 0 && (lo < 0 || bytes.Compare(h[:recordSize], heads[lo][:recordSize]) < 0) {
+				lo = i
+			}
+		}
+		if lo < 0 {
+			break
+		}
+		out = append(out, heads[lo][:recordSize]...)
+		heads[lo] = heads[lo][recordSize:]
+	}
 	return out, checkUnique(out, unique)
 }
 
@@ -326,12 +332,16 @@ func write(b *bbolt.Bucket, kind byte, start, end int64, rs Records) error {
 	return b.Put(runKey('r', kind, start), hdr)
 }
 
-// Add writes the records of the entries [start, end) as a new run of kind, merged first with
-// the newest runs while each is at most twice as large as what is being written (and the result
-// stays within the merge limit). Each run is then more than twice the size of the next, so an
-// index of N records holds at most log2(N)+1 runs below the merge limit, whatever the sizes
-// added; a record is rewritten about 1.4·log2(N/batch) times. start MUST be at least End(b, kind). With unique, a hash already in
-// one of the runs merged, or twice in rs, fails with ErrDuplicate; the caller checks the runs
+// fanIn is how many runs of about one size merge into one.
+const fanIn = 4
+
+// Add writes the records of the entries [start, end) as a new run of kind. The newest runs at
+// most twice as large as what is being written are of its size or below; once they are fanIn-1
+// or more, they merge with it into one run, and so on up (so a record is rewritten about once
+// per fourfold growth of the index). A merge takes in no more runs than fit in maxMerge records;
+// when that stops it short of fanIn runs, it merges the runs that fit, if any, so runs near the
+// limit still grow toward it. start MUST be at least End(b, kind). With unique, a hash already
+// in one of the runs merged, or twice in rs, fails with ErrDuplicate; the caller checks the runs
 // not merged (see Run.Find).
 func Add(b *bbolt.Bucket, kind byte, start, end int64, rs Records, unique bool) error {
 	if done, err := End(b, kind); err != nil {
@@ -347,22 +357,38 @@ func Add(b *bbolt.Bucket, kind byte, start, end int64, rs Records, unique bool) 
 	if err != nil {
 		return err
 	}
-	for len(hs) > 0 {
-		last := hs[len(hs)-1]
-		if last.records > 2*rs.Len() || last.records+rs.Len() > maxMerge {
+	for {
+		n, total, capped := 0, rs.Len(), false
+		for ; n < len(hs); n++ {
+			h := hs[len(hs)-1-n]
+			if h.records > 2*rs.Len() {
+				break
+			}
+			if total+h.records > maxMerge {
+				capped = true
+				break
+			}
+			total += h.records
+		}
+		if n == 0 || (n+1 < fanIn && !capped) {
 			break
 		}
-		old, err := read(b, last)
-		if err != nil {
+		older := hs[len(hs)-n:]
+		parts := make([]Records, 0, n+1)
+		for _, h := range older {
+			old, err := read(b, h)
+			if err != nil {
+				return err
+			}
+			if err := remove(b, h); err != nil {
+				return err
+			}
+			parts = append(parts, old)
+		}
+		if rs, err = merge(append(parts, rs), unique); err != nil {
 			return err
 		}
-		if rs, err = merge(old, rs, unique); err != nil {
-			return err
-		}
-		if err := remove(b, last); err != nil {
-			return err
-		}
-		start, hs = last.start, hs[:len(hs)-1]
+		start, hs = older[0].start, hs[:len(hs)-n]
 	}
 	return write(b, kind, start, end, rs)
 }

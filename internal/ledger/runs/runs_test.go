@@ -41,7 +41,8 @@ func smallRuns(t *testing.T, chunk, merge int) {
 
 // After every Add, Find answers what a map from hash to indexes answers, from any starting index
 // and stopping where asked, for hashes with one entry, hashes with many entries across chunk
-// boundaries and runs, and absent hashes; the runs stay within log2(N)+1 below the merge limit.
+// boundaries and runs, and absent hashes; below the merge limit the runs stay within fanIn-1 per
+// fourfold of records.
 func TestMatchesModel(t *testing.T) {
 	smallRuns(t, 3, 200)
 	db := openBucket(t)
@@ -84,7 +85,7 @@ func TestMatchesModel(t *testing.T) {
 					full++
 				}
 			}
-			if limit := bits.Len(uint(next)) + 1 + full; len(open) > limit {
+			if limit := (fanIn-1)*(bits.Len(uint(next))/2+1) + full; len(open) > limit {
 				t.Errorf("step %d: %d runs for %d records", step, len(open), next)
 			}
 			for _, h := range append(slices.Clone(keys), hashOf(-1-step)) {
@@ -137,13 +138,16 @@ func TestUnique(t *testing.T) {
 	if err := add(0, 2, hashOf(1), hashOf(1)); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("one hash twice in a run: %v", err)
 	}
-	if err := add(0, 1, hashOf(1)); err != nil {
-		t.Fatal(err)
+	// Runs of one record each: the fanIn-th merges them all.
+	for i := range fanIn - 1 {
+		if err := add(int64(i), int64(i+1), hashOf(1+i)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := add(1, 2, hashOf(1)); !errors.Is(err, ErrDuplicate) {
+	if err := add(int64(fanIn-1), int64(fanIn), hashOf(1)); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("a hash merged with its twin: %v", err)
 	}
-	if err := add(0, 1, hashOf(2)); err == nil {
+	if err := add(0, 1, hashOf(100)); err == nil {
 		t.Fatal("added a range below the end of the last")
 	}
 }
@@ -166,5 +170,52 @@ func TestBloom(t *testing.T) {
 	}
 	if rate := float64(falsePositives) / n; rate > 0.02 {
 		t.Errorf("false positive rate %.3f", rate)
+	}
+}
+
+// Runs of one size merge fanIn at a time: after 4^k equal batches each record has been written k
+// times (merging pairs writes it 1.4·k; 5.8 times here), and the index holds at most fanIn-1 runs
+// per fourfold. Batches of varied size stay within the same bounds.
+func TestMergeFanIn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		batch func(rng *rand.Rand) int
+	}{
+		{"equal", func(*rand.Rand) int { return 16 }},
+		{"varied", func(rng *rand.Rand) int { return 1 + rng.IntN(32) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openBucket(t)
+			rng := rand.New(rand.NewPCG(5, 6))
+			next, written, most := 0, 0, 0
+			for range 256 {
+				n := tc.batch(rng)
+				var rs Records
+				for i := range n {
+					rs.Append(hashOf(next+i), uint64(next+i))
+				}
+				if err := db.Update(func(tx *bbolt.Tx) error {
+					b := tx.Bucket([]byte("runs"))
+					if err := Add(b, 'i', int64(next), int64(next+n), rs, true); err != nil {
+						return err
+					}
+					hs, err := headers(b, 'i')
+					written += hs[len(hs)-1].records // the run just written, merged or not
+					most = max(most, len(hs))
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				next += n
+			}
+			// 256 batches are four fourfolds.
+			if amp := float64(written) / float64(next); amp > 4.5 {
+				t.Errorf("each record written %.2f times", amp)
+			}
+			if limit := (fanIn - 1) * 6; most > limit {
+				t.Errorf("%d runs at once, more than %d", most, limit)
+			}
+			t.Logf("%d records, each written %.2f times; at most %d runs", next, float64(written)/float64(next), most)
+		})
 	}
 }
