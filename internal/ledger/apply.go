@@ -190,6 +190,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 	}
 	seen := st.appending
 	leaves := make([]*trillian.LogLeaf, 0, len(c.Records))
+	var terms pendingTerms
 	first := next
 	for i := range recs {
 		r := &recs[i]
@@ -217,9 +218,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 				return nil, 0, err
 			}
 		}
-		if err := putTerms(tx, next, r.Terms); err != nil {
-			return nil, 0, err
-		}
+		terms.add(next, r.Terms)
 		leaves = append(leaves, &trillian.LogLeaf{
 			LeafIndex:        int64(next),
 			LeafValue:        r.Leaf, // the command's bytes, which nothing changes
@@ -231,6 +230,9 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 	}
 	if len(leaves) == 0 {
 		return res, next, nil
+	}
+	if err := terms.put(tx); err != nil {
+		return nil, 0, err
 	}
 	stamp := c.Stamp
 	if stamp.IsZero() {

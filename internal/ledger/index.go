@@ -16,9 +16,10 @@ import (
 // for every material and product digest, random strings that a B+tree would take at one dirty
 // page each, so terms go through two stages, both replicated state:
 //
-//   - Apply writes an entry's terms, hashed, under its index in bucketTermsPending: appending in
-//     key order, in the same transaction as the entry, so the index never names an entry the log
-//     does not hold and every replica holds the same index;
+//   - Apply writes the terms of a command's entries, hashed, as one value in bucketTermsPending
+//     (a run's records: hash and entry index, in index order) under the index of the first
+//     entry with terms: appending in key order, in the same transaction as the entries, so the
+//     index never names an entry the log does not hold and every replica holds the same index;
 //   - the sequencer goroutine moves them, with the entries' identities (see unindexed.go), into
 //     sorted runs in bucketTermRuns (package runs), and deletes them from bucketTermsPending in
 //     the same transaction.
@@ -28,14 +29,15 @@ import (
 // a search reads them in turn, in one snapshot.
 var (
 	bucketTerms        = []byte("ledger/terms")        // term || 0x00 || index (8B BE) -> empty
-	bucketTermsPending = []byte("ledger/termspending") // index (8B BE) -> SHA-256 of each term
+	bucketTermsPending = []byte("ledger/termspending") // pendingKey(first index) -> runs.Records; or, written before, index (8B BE) -> SHA-256 of each term
 	bucketTermRuns     = []byte("ledger/termruns")     // runs of kind runTerms
 )
 
 const runTerms = 't'
 
-// maxIndexTerms bounds the terms one indexing step moves into runs (10 MiB of records).
-const maxIndexTerms = 1 << 18
+// maxIndexTerms bounds the terms one indexing step moves into runs (10 MiB of records); a
+// variable so that tests can make steps end inside a command's terms.
+var maxIndexTerms = 1 << 18
 
 // Search term prefixes the node writes. A term is "<prefix>:<value>".
 const (
@@ -59,50 +61,114 @@ func termKey(term string, index uint64) []byte {
 
 func termHash(term string) [32]byte { return sha256.Sum256([]byte(term)) }
 
-// putTerms records an appended entry's terms until indexTerms moves them into runs.
-func putTerms(tx *bbolt.Tx, index uint64, terms []string) error {
-	if len(terms) == 0 {
-		return nil
-	}
-	v := make([]byte, 0, len(terms)*sha256.Size)
+// pendingKey is the key of the pending terms of the entries from index first on. Keys of 8 bytes
+// (an entry's index) hold the hashes of one entry's terms, as files written before hold them.
+func pendingKey(first uint64) []byte { return append(u64(first), 'r') }
+
+// pendingTerms are the terms one Apply transaction writes, as a run's records.
+type pendingTerms struct {
+	first uint64
+	recs  runs.Records
+}
+
+// add adds the terms of the entry at index, which follows every entry added before.
+func (p *pendingTerms) add(index uint64, terms []string) {
 	for _, t := range terms {
 		h := termHash(t)
-		v = append(v, h[:]...)
+		p.addHash(index, h[:])
 	}
-	return tx.Bucket(bucketTermsPending).Put(u64(index), v)
+}
+
+func (p *pendingTerms) addHash(index uint64, h []byte) {
+	if len(p.recs) == 0 {
+		p.first = index
+	}
+	p.recs.Append(h, index)
+}
+
+// put records the terms until indexTerms moves them into runs.
+func (p *pendingTerms) put(tx *bbolt.Tx) error {
+	if len(p.recs) == 0 {
+		return nil
+	}
+	return tx.Bucket(bucketTermsPending).Put(pendingKey(p.first), p.recs)
+}
+
+// eachPending calls fn for each pending term of the entries from index from on, in index order,
+// with the key that holds it, until fn returns false.
+func eachPending(b *bbolt.Bucket, from uint64, fn func(key []byte, index uint64, hash []byte) bool) error {
+	c := b.Cursor()
+	k, v := c.Seek(u64(from))
+	// The value before may hold entries from index from on.
+	if pk, pv := c.Prev(); pk != nil && len(pk) == 9 {
+		k, v = pk, pv
+	} else if k, v = c.Seek(u64(from)); k == nil {
+		return nil
+	}
+	for ; k != nil; k, v = c.Next() {
+		switch {
+		case len(k) == 8 && len(v)%sha256.Size == 0:
+			if idx := getU64(k); idx >= from {
+				for h := range slices.Chunk(v, sha256.Size) {
+					if !fn(k, idx, h) {
+						return nil
+					}
+				}
+			}
+		case len(k) == 9 && k[8] == 'r' && len(v)%(runs.HashSize+8) == 0:
+			recs := runs.Records(v)
+			for i := range recs.Len() {
+				if idx := recs.Index(i); idx >= from && !fn(k, idx, recs.Hash(i)) {
+					return nil
+				}
+			}
+		default:
+			return fmt.Errorf("pending terms under %x: %d bytes", k, len(v))
+		}
+	}
+	return nil
 }
 
 // termsEnd is where an indexing step from from should end, at most to: before the terms it
 // would move exceed maxIndexTerms, but after at least one entry.
-func termsEnd(tx *bbolt.Tx, from, to uint64) uint64 {
-	c := tx.Bucket(bucketTermsPending).Cursor()
-	n := 0
-	for k, v := c.Seek(u64(from)); k != nil; k, v = c.Next() {
-		idx := getU64(k)
+func termsEnd(tx *bbolt.Tx, from, to uint64) (uint64, error) {
+	n, end := 0, to
+	err := eachPending(tx.Bucket(bucketTermsPending), from, func(_ []byte, idx uint64, _ []byte) bool {
 		if idx >= to {
-			break
+			return false
 		}
-		if n += len(v) / sha256.Size; n > maxIndexTerms && idx > from {
-			return idx
+		if n++; n > maxIndexTerms && idx > from {
+			end = idx
+			return false
 		}
-	}
-	return to
+		return true
+	})
+	return end, err
 }
 
-// indexTerms moves the pending terms of the entries [from, to) into a run.
+// indexTerms moves the pending terms of the entries [from, to) into a run. A value that also
+// holds entries from to on keeps them, under the key of the first of them.
 func indexTerms(tx *bbolt.Tx, from, to uint64) error {
 	pending := tx.Bucket(bucketTermsPending)
 	var recs runs.Records
 	var done [][]byte
-	c := pending.Cursor()
-	for k, v := c.Seek(u64(from)); k != nil && getU64(k) < to; k, v = c.Next() {
-		if len(k) != 8 || len(v)%sha256.Size != 0 {
-			return fmt.Errorf("pending terms of entry %x: %d bytes", k, len(v))
+	var rest pendingTerms
+	err := eachPending(pending, from, func(k []byte, idx uint64, h []byte) bool {
+		if len(done) == 0 || !bytes.Equal(done[len(done)-1], k) {
+			if idx >= to {
+				return false // the keys from here on hold entries from to on
+			}
+			done = append(done, bytes.Clone(k))
 		}
-		for h := range slices.Chunk(v, sha256.Size) {
-			recs.Append(h, getU64(k))
+		if idx < to {
+			recs.Append(h, idx)
+		} else {
+			rest.addHash(idx, h)
 		}
-		done = append(done, bytes.Clone(k))
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	b := tx.Bucket(bucketTermRuns)
 	start, err := runs.End(b, runTerms)
@@ -117,7 +183,7 @@ func indexTerms(tx *bbolt.Tx, from, to uint64) error {
 			return err
 		}
 	}
-	return nil
+	return rest.put(tx)
 }
 
 // Search returns up to limit indexes of entries indexed under term, in ascending order, starting
@@ -130,7 +196,10 @@ func (l *Ledger) Search(term string, from uint64, limit int) ([]uint64, error) {
 	defer l.mu.RUnlock()
 	var out []uint64
 	add := func(idx uint64) bool {
-		out = append(out, idx)
+		// The places hold increasing ranges of entries; an entry with a term twice is found once.
+		if len(out) == 0 || out[len(out)-1] != idx {
+			out = append(out, idx)
+		}
 		return len(out) < limit
 	}
 	h := termHash(term)
@@ -151,14 +220,10 @@ func (l *Ledger) Search(term string, from uint64, limit int) ([]uint64, error) {
 				return err
 			}
 		}
-		c = tx.Bucket(bucketTermsPending).Cursor()
-		for k, v := c.Seek(u64(from)); k != nil && len(out) < limit; k, v = c.Next() {
-			for th := range slices.Chunk(v, sha256.Size) {
-				if bytes.Equal(th, h[:]) {
-					add(getU64(k))
-					break
-				}
-			}
+		if len(out) < limit {
+			return eachPending(tx.Bucket(bucketTermsPending), from, func(_ []byte, idx uint64, th []byte) bool {
+				return !bytes.Equal(th, h[:]) || add(idx)
+			})
 		}
 		return nil
 	})

@@ -162,9 +162,9 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 	err := st.db.Update(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		from := getU64(m.Get(keyIndexed))
-		to = termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch))
-		if to <= from {
-			return nil
+		var err error
+		if to, err = termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch)); err != nil || to <= from {
+			return err
 		}
 		// The hashes of the entries Apply stored are at hand; the leaves are read back only
 		// if they are not.
