@@ -11,7 +11,10 @@
 // checking its signature.
 package jsonscan
 
-import "slices"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // Scanner reads one JSON text. Once a read fails, every later read fails too and OK reports false.
 type Scanner struct {
@@ -77,20 +80,16 @@ func (s *Scanner) String() string {
 		return ""
 	}
 	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
+	s.i += plain(s.b[s.i:])
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '"':
 			v := string(s.b[start:s.i])
 			s.i++
 			return v
-		case c == '\\':
+		case '\\':
 			return s.escaped(start)
-		case c < 0x20 || c > 0x7e:
-			s.failed = true
-			return ""
 		}
-		s.i++
 	}
 	s.failed = true
 	return ""
@@ -100,12 +99,11 @@ func (s *Scanner) String() string {
 func (s *Scanner) escaped(start int) string {
 	out := append(make([]byte, 0, s.i-start+16), s.b[start:s.i]...)
 	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
+		switch s.b[s.i] {
+		case '"':
 			s.i++
 			return string(out)
-		case c == '\\':
+		case '\\':
 			if s.i+1 >= len(s.b) {
 				s.failed = true
 				return ""
@@ -117,13 +115,15 @@ func (s *Scanner) escaped(start int) string {
 			}
 			out = append(out, r)
 			s.i += 2
-			continue
-		case c < 0x20 || c > 0x7e:
-			s.failed = true
-			return ""
+		default:
+			n := plain(s.b[s.i:])
+			if n == 0 {
+				s.failed = true
+				return ""
+			}
+			out = append(out, s.b[s.i:s.i+n]...)
+			s.i += n
 		}
-		out = append(out, c)
-		s.i++
 	}
 	s.failed = true
 	return ""
@@ -227,12 +227,12 @@ func (s *Scanner) skipString() {
 	if !s.expect('"') {
 		return
 	}
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
-		case c == '"':
+	for s.i += plain(s.b[s.i:]); s.i < len(s.b); s.i += plain(s.b[s.i:]) {
+		switch s.b[s.i] {
+		case '"':
 			s.i++
 			return
-		case c == '\\':
+		case '\\':
 			if s.i+1 >= len(s.b) {
 				s.failed = true
 				return
@@ -242,14 +242,42 @@ func (s *Scanner) skipString() {
 				return
 			}
 			s.i += 2
-			continue
-		case c < 0x20 || c > 0x7e:
+		default:
 			s.failed = true
 			return
 		}
-		s.i++
 	}
 	s.failed = true
+}
+
+// Bytes of a word, for testing eight bytes at once.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special reports whether any byte of x is outside printable ASCII or is '"' or '\\'. (Each test
+// may also flag bytes above a flagged byte, through a carry or borrow, never a word without one.)
+func special(x uint64) bool {
+	ctl := (x - ones*0x20) &^ x          // a byte below 0x20 (or one of 0x80 and up, caught next)
+	high := (x + ones) | x               // a byte of 0x7f and up
+	q, bs := x^(ones*'"'), x^(ones*'\\') // a zero byte where x holds '"' or '\\'
+	return (ctl|high|((q-ones)&^q)|((bs-ones)&^bs))&highs != 0
+}
+
+// plain is how many bytes at the start of b are printable ASCII other than '"' and '\\', the
+// bytes a string holds as they are. It tests eight at a time: the strings the scanner reads
+// most, base64 payloads and signatures, run to hundreds of bytes.
+func plain(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
 }
 
 // unescape decodes the short escape \c.

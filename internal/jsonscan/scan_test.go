@@ -1,6 +1,8 @@
 package jsonscan
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -85,6 +87,62 @@ func TestTruncated(t *testing.T) {
 		})
 		if s.End() {
 			t.Errorf("%q accepted", in[:n])
+		}
+	}
+}
+
+func isPlain(c byte) bool { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' }
+
+// special flags exactly the words with a byte a string cannot hold as it is: every byte value in
+// every position of a plain word, and random words.
+func TestSpecial(t *testing.T) {
+	for pos := range 8 {
+		for v := range 256 {
+			w := []byte("AAAAAAAA")
+			w[pos] = byte(v)
+			if got := special(binary.LittleEndian.Uint64(w)); got != !isPlain(byte(v)) {
+				t.Fatalf("byte %#x at %d: special %v", v, pos, got)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		w := make([]byte, 8)
+		for i := range w {
+			// Mostly plain bytes, so that words without a special byte are common.
+			if rng.IntN(10) == 0 {
+				w[i] = byte(rng.IntN(256))
+			} else {
+				w[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		want := !isPlain(w[0])
+		for _, c := range w[1:] {
+			want = want || !isPlain(c)
+		}
+		if got := special(binary.LittleEndian.Uint64(w)); got != want {
+			t.Fatalf("%q: special %v", w, got)
+		}
+	}
+}
+
+// plain stops at the first byte a string cannot hold as it is, at every offset and length.
+func TestPlain(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(0x20 + rng.IntN(0x5f))
+		}
+		if len(b) > 0 && rng.IntN(4) > 0 {
+			b[rng.IntN(len(b))] = byte(rng.IntN(256))
+		}
+		want := 0
+		for want < len(b) && isPlain(b[want]) {
+			want++
+		}
+		if got := plain(b); got != want {
+			t.Fatalf("%q: plain %d, want %d", b, got, want)
 		}
 	}
 }
