@@ -118,6 +118,9 @@ func TestSearchAcrossIndexing(t *testing.T) {
 		}
 	}
 	check("in runs")
+	if u := l.Unindexed(); u != 0 {
+		t.Fatalf("%d entries unindexed after indexing", u)
+	}
 	var pending int
 	l.view(func(tx *bbolt.Tx) error { pending = tx.Bucket(bucketTermsPending).Stats().KeyN; return nil })
 	if pending != 0 {

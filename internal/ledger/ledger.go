@@ -332,6 +332,14 @@ func (l *Ledger) Size() uint64 { return l.next.Load() }
 // TreeSize is the size of the tree the node has computed so far.
 func (l *Ledger) TreeSize() uint64 { return l.integrated.Load() }
 
+// Unindexed is how many applied entries are not in the identity and search indexes yet: held
+// in memory (and found there) until the sequencer goroutine indexes them.
+func (l *Ledger) Unindexed() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.st.unindexed.held()
+}
+
 // LastBoundary is the size of the last checkpoint boundary applied.
 func (l *Ledger) LastBoundary() uint64 { return l.boundary.Load() }
 

@@ -260,6 +260,15 @@ func benchLedger(ctx context.Context, o options, t *table) error {
 		return err
 	}
 	elapsed := time.Since(start)
+	// Disk and memory are measured once the indexes hold every entry too: an index merge in
+	// progress holds its runs in memory and, until it commits, pages of both versions on disk.
+	for l.Unindexed() > 0 {
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("%d entries still unindexed: %w", l.Unindexed(), wctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -269,8 +278,8 @@ func benchLedger(ctx context.Context, o options, t *table) error {
 		fmt.Sprintf("%d entries, batches of %d, one bbolt file, signing of the bench entries included", o.ledgerN, batch), "baseline for the append rows")
 	t.add("one node's disk per million entries", fmt.Sprintf("%.0f MiB", float64(disk)*scale/(1<<20)),
 		fmt.Sprintf("state.db after %d × 1 KiB entries (×%.0f)", o.ledgerN, scale), "")
-	t.add("one node's memory at that size", fmt.Sprintf("%.0f MiB RSS, %.0f MiB Go heap", float64(rssBytes())/(1<<20), float64(ms.HeapInuse)/(1<<20)),
-		fmt.Sprintf("after %d entries, whole bench process; bbolt's mmap is file-backed", o.ledgerN), "")
+	t.add("one node's memory at that size", fmt.Sprintf("%.0f MiB RSS, %.0f MiB Go heap", float64(procStatus("VmRSS"))/(1<<20), float64(ms.HeapInuse)/(1<<20)),
+		fmt.Sprintf("after %d entries, whole bench process; bbolt's mmap is file-backed; peak RSS %.0f MiB", o.ledgerN, float64(procStatus("VmHWM"))/(1<<20)), "")
 	return nil
 }
 
@@ -287,13 +296,14 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-func rssBytes() int64 {
+// procStatus is a size in bytes from /proc/self/status: VmRSS the resident set, VmHWM its peak.
+func procStatus(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
