@@ -27,9 +27,12 @@ import (
 // Entries appended before terms went this way keep theirs in bucketTerms. Every entry's terms
 // are in exactly one of the three places, and the places hold increasing ranges of entries, so
 // a search reads them in turn, in one snapshot.
+//
+// bucketTermsPending maps pendingKey(first index) to a command's run records; a file written
+// before may also hold an entry's index (8 bytes) mapped to the SHA-256 of each of its terms.
 var (
 	bucketTerms        = []byte("ledger/terms")        // term || 0x00 || index (8B BE) -> empty
-	bucketTermsPending = []byte("ledger/termspending") // pendingKey(first index) -> runs.Records; or, written before, index (8B BE) -> SHA-256 of each term
+	bucketTermsPending = []byte("ledger/termspending") // see above
 	bucketTermRuns     = []byte("ledger/termruns")     // runs of kind runTerms
 )
 
