@@ -1,10 +1,10 @@
 // Package jsonscan reads, in one pass, the common shape of the JSON that witnessnet's hot paths
 // decode: submissions, batches of them and DSSE envelopes. It knows objects, arrays and strings
-// of printable ASCII with the short escapes (\" \\ \/ \b \f \n \r \t), nothing else: on any other
-// input (numbers, literals, \u escapes, other bytes, a key its caller does not expect, a repeated
-// key) it fails, and the caller decodes the input again with encoding/json, which decides. So a
-// fast decoding that succeeds is always the one encoding/json gives; the callers' fuzz targets
-// check exactly that.
+// of printable ASCII with the short escapes (\" \\ \/ \b \f \n \r \t), and numbers and literals
+// only as values it skips (Skip), nothing else: on any other input (\u escapes, other bytes, a
+// key its caller does not expect, a repeated key) it fails, and the caller decodes the input
+// again with encoding/json, which decides. So a fast decoding that succeeds is always the one
+// encoding/json gives; the callers' fuzz targets check exactly that.
 //
 // encoding/json makes four to six passes over a submitted envelope (finding the end of each
 // value, validating, decoding, once per nesting of json.RawMessage), which cost about as much as
@@ -191,35 +191,98 @@ func (s *Scanner) Raw() []byte {
 		return nil
 	}
 	start := s.i
-	s.value()
+	s.value(false)
 	if s.failed {
 		return nil
 	}
 	return s.b[start:s.i]
 }
 
-// value reads any value the scanner knows.
-func (s *Scanner) value() {
+// Skip reads any JSON value, numbers and literals included, without keeping it.
+func (s *Scanner) Skip() { s.value(true) }
+
+// value reads a value the scanner knows: objects, arrays and strings, and with all numbers and
+// literals too.
+func (s *Scanner) value(all bool) {
 	if s.depth++; s.depth > maxDepth {
 		s.failed = true
 	}
 	defer func() { s.depth-- }()
-	switch s.peek() {
-	case '{':
+	switch c := s.peek(); {
+	case c == '{':
 		s.i++
 		s.list('}', func() {
 			s.skipString()
 			if s.expect(':') {
-				s.value()
+				s.value(all)
 			}
 		})
-	case '[':
-		s.Array(s.value)
-	case '"':
+	case c == '[':
+		s.Array(func() { s.value(all) })
+	case c == '"':
 		s.skipString()
+	case all && c == 't':
+		s.literal("true")
+	case all && c == 'f':
+		s.literal("false")
+	case all && c == 'n':
+		s.literal("null")
+	case all && (c == '-' || isDigit(c)):
+		s.number()
 	default:
 		s.failed = true
 	}
+}
+
+func (s *Scanner) literal(lit string) {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		s.failed = true
+		return
+	}
+	s.i += len(lit)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number reads a number as RFC 8259 writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.
+// What follows it is the caller's to check.
+func (s *Scanner) number() {
+	b, i := s.b, s.i
+	digits := func() bool {
+		start := i
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		s.failed = true
+		return
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			s.failed = true
+			return
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			s.failed = true
+			return
+		}
+	}
+	s.i = i
 }
 
 // skipString reads a string as String does, without keeping it.

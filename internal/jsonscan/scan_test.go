@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -145,4 +146,48 @@ func TestPlain(t *testing.T) {
 			t.Fatalf("%q: plain %d, want %d", b, got, want)
 		}
 	}
+}
+
+// Skip accepts numbers and literals as RFC 8259 writes them, inside objects and arrays too, and
+// what it accepts is JSON.
+func TestSkip(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{`0`, true}, {`-0`, true}, {`12`, true}, {`-12.5`, true}, {`1e9`, true}, {`1E+9`, true},
+		{`2.5e-3`, true}, {`true`, true}, {`false`, true}, {`null`, true},
+		{`{"a":[1,"x",{"b":null}],"c":-3.25E2}`, true}, {`[ 1 , true ]`, true},
+		{`01`, false}, {`-`, false}, {`1.`, false}, {`.5`, false}, {`1e`, false}, {`1e+`, false},
+		{`+1`, false}, {`0x1`, false}, {`tru`, false}, {`nul`, false}, {`nulll`, false},
+		{`True`, false}, {`NaN`, false}, {`[1,]`, false}, {`{"a":1`, false}, {`1 2`, false},
+	} {
+		s := New([]byte(c.in))
+		s.Skip()
+		if ok := s.End(); ok != c.ok {
+			t.Errorf("%s: ok=%v, want %v", c.in, ok, c.ok)
+		}
+		if c.ok && !json.Valid([]byte(c.in)) {
+			t.Errorf("%s: the table says JSON, encoding/json does not", c.in)
+		}
+	}
+	// Raw reads no numbers or literals: its callers decode those with encoding/json.
+	s := New([]byte(`{"a":1}`))
+	if s.Raw(); s.OK() {
+		t.Error("Raw read a number")
+	}
+}
+
+// Whatever Skip accepts, encoding/json accepts.
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"s"]}`, `0`, `-0.0E-0`, `[{"":{}}]`, `01`, `1.e5`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := New(b)
+		s.Skip()
+		if s.End() && !json.Valid(b) {
+			t.Fatalf("%q: skipped as JSON", b)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -234,6 +235,50 @@ type wireContent struct {
 
 // decodePayload reads the in-toto document: a classic layout or link, or an ITE-6 statement.
 func (m *Metadata) decodePayload(doc []byte) error {
+	if isOther(doc) {
+		return nil
+	}
+	return m.decodeContent(doc)
+}
+
+// contentKeys are the keys encoding/json decodes into a wireContent field other than its type,
+// lower-cased: it matches keys to fields ignoring case.
+var contentKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[wireContent]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "_type" {
+			keys[strings.ToLower(name)] = true
+		}
+	}
+	return keys
+}()
+
+// isOther reports, in one pass, that decodeContent would find doc a document of no kind this
+// engine reads, without error: a JSON object with no key that names a field of wireContent
+// other than its type, whose type, if it has one, is a string naming neither a layout, a link
+// nor a statement. Most DSSE payloads that are not in-toto metadata are such objects, and
+// encoding/json reads them twice (validating, then decoding). Where isOther cannot tell
+// (anything jsonscan does not read, a key it does not skip) it says false, and the document is
+// decoded as before; FuzzIsOther holds it to decodeContent's answers.
+func isOther(doc []byte) bool {
+	s := jsonscan.New(doc)
+	typ := ""
+	s.Object(func(key string) {
+		switch k := strings.ToLower(key); {
+		case k == "_type":
+			typ = s.String() // encoding/json keeps the last of keys that fold alike, as this does
+		case contentKeys[k]:
+			s.Fail()
+		default:
+			s.Skip()
+		}
+	})
+	return s.End() && typ != "layout" && typ != "link" && !strings.HasPrefix(typ, "https://in-toto.io/Statement/")
+}
+
+// decodeContent decodes the in-toto document with encoding/json.
+func (m *Metadata) decodeContent(doc []byte) error {
 	var c wireContent
 	if err := json.Unmarshal(doc, &c); err != nil {
 		// A statement's materials may be a list, which the link-shaped fields cannot hold.
