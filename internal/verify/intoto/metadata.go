@@ -234,12 +234,24 @@ type wireContent struct {
 }
 
 // decodePayload reads the in-toto document: a classic layout or link, or an ITE-6 statement.
+// encoding/json reads a document twice (validating, then decoding), and decodeContent reads a
+// statement twice over; a first pass with jsonscan tells a statement, or a document of no kind
+// this engine reads, without them. FuzzDecodePayload holds the result to decodeContent's.
 func (m *Metadata) decodePayload(doc []byte) error {
-	if isOther(doc) {
+	typ, fields, ok := scanType(doc)
+	switch {
+	case !ok:
+	case strings.HasPrefix(typ, statementPrefix):
+		// decodeContent decodes it as a link-shaped document, then as a statement.
+		return m.setStatement(doc)
+	case typ != "layout" && typ != "link" && !fields:
+		// decodeContent finds no field it knows, and no kind.
 		return nil
 	}
 	return m.decodeContent(doc)
 }
+
+const statementPrefix = "https://in-toto.io/Statement/"
 
 // contentKeys are the keys encoding/json decodes into a wireContent field other than its type,
 // lower-cased: it matches keys to fields ignoring case.
@@ -254,27 +266,22 @@ var contentKeys = func() map[string]bool {
 	return keys
 }()
 
-// isOther reports, in one pass, that decodeContent would find doc a document of no kind this
-// engine reads, without error: a JSON object with no key that names a field of wireContent
-// other than its type, whose type, if it has one, is a string naming neither a layout, a link
-// nor a statement. Most DSSE payloads that are not in-toto metadata are such objects, and
-// encoding/json reads them twice (validating, then decoding). Where isOther cannot tell
-// (anything jsonscan does not read, a key it does not skip) it says false, and the document is
-// decoded as before; FuzzIsOther holds it to decodeContent's answers.
-func isOther(doc []byte) bool {
+// scanType reads doc in one pass with jsonscan: the type encoding/json would decode into
+// wireContent (keys folding alike, the last kept), and whether another key names a field of
+// wireContent. ok is false when jsonscan cannot read doc as a JSON object with a string type,
+// if any.
+func scanType(doc []byte) (typ string, fields, ok bool) {
 	s := jsonscan.New(doc)
-	typ := ""
 	s.Object(func(key string) {
 		switch k := strings.ToLower(key); {
 		case k == "_type":
-			typ = s.String() // encoding/json keeps the last of keys that fold alike, as this does
-		case contentKeys[k]:
-			s.Fail()
+			typ = s.String()
 		default:
+			fields = fields || contentKeys[k]
 			s.Skip()
 		}
 	})
-	return s.End() && typ != "layout" && typ != "link" && !strings.HasPrefix(typ, "https://in-toto.io/Statement/")
+	return typ, fields, s.End()
 }
 
 // decodeContent decodes the in-toto document with encoding/json.
@@ -285,7 +292,7 @@ func (m *Metadata) decodeContent(doc []byte) error {
 		var head struct {
 			Type string `json:"_type"`
 		}
-		if json.Unmarshal(doc, &head) != nil || !strings.HasPrefix(head.Type, "https://in-toto.io/Statement/") {
+		if json.Unmarshal(doc, &head) != nil || !strings.HasPrefix(head.Type, statementPrefix) {
 			return fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 		}
 		c = wireContent{Type: head.Type}
@@ -303,15 +310,21 @@ func (m *Metadata) decodeContent(doc []byte) error {
 		}
 		l := &Link{Name: c.Name, Command: c.Command, Materials: c.Materials, Products: c.Products, Byproducts: c.Byproducts, Environment: c.Environment}
 		m.Kind, m.Link = KindLink, l.normalized()
-	case strings.HasPrefix(c.Type, "https://in-toto.io/Statement/"):
-		st, err := decodeStatement(doc)
-		if err != nil {
-			return err
-		}
-		m.Statement, m.Kind = st, KindAttestation
-		if st.Link != nil {
-			m.Kind, m.Link = KindLink, st.Link
-		}
+	case strings.HasPrefix(c.Type, statementPrefix):
+		return m.setStatement(doc)
+	}
+	return nil
+}
+
+// setStatement decodes an ITE-6 statement, a link if its predicate is one.
+func (m *Metadata) setStatement(doc []byte) error {
+	st, err := decodeStatement(doc)
+	if err != nil {
+		return err
+	}
+	m.Statement, m.Kind = st, KindAttestation
+	if st.Link != nil {
+		m.Kind, m.Link = KindLink, st.Link
 	}
 	return nil
 }
