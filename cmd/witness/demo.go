@@ -22,6 +22,7 @@ import (
 	"github.com/witnessnet/witnessnet/internal/client"
 	"github.com/witnessnet/witnessnet/internal/localnet"
 	"github.com/witnessnet/witnessnet/internal/node"
+	"github.com/witnessnet/witnessnet/internal/procs"
 	"github.com/witnessnet/witnessnet/internal/verify"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
@@ -39,6 +40,7 @@ func demoCmd(args []string) int {
 		}
 		return 2
 	}
+	procs.Set()
 	d := &demo{out: os.Stdout}
 	if err := d.run(*dir, *keep); err != nil {
 		fmt.Fprintf(os.Stderr, "witness demo: %v\n", err)

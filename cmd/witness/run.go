@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/witnessnet/witnessnet/internal/node"
+	"github.com/witnessnet/witnessnet/internal/procs"
 )
 
 // fileConfig is witness.yaml. Flags override WITNESS_* environment variables, which override
@@ -135,6 +137,7 @@ func runCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "witness run: %v\n", err)
 		return 2
 	}
+	procs.Set()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	closeP2P, err := fc.startP2P(ctx, &cfg, log)
@@ -148,7 +151,7 @@ func runCmd(args []string) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	log.Info("serving", "name", cfg.Name, "http", n.URL(), "raft", cfg.RaftAddr)
+	log.Info("serving", "name", cfg.Name, "http", n.URL(), "raft", cfg.RaftAddr, "gomaxprocs", runtime.GOMAXPROCS(0))
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,11 +15,16 @@ import (
 	"time"
 
 	"github.com/witnessnet/witnessnet/internal/proccpu"
+	"github.com/witnessnet/witnessnet/internal/procs"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
 // benchNet starts a quiet 3-node loopback network with production timing.
+// benchNet starts the 3-node network of the append benchmarks. The process runs with the
+// GOMAXPROCS a witness runs with (see package procs): one more than -cpu gives it.
 func benchNet(b *testing.B) *testNet {
+	prev := runtime.GOMAXPROCS(procs.Default())
+	b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	tn := newTestNet(b, 3, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		c.CheckpointInterval = 200 * time.Millisecond

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/procs"
 	"golang.org/x/term"
 )
 
@@ -49,6 +50,7 @@ func main() {
 	for _, r := range strings.Split(rows, ",") {
 		o.rows[strings.TrimSpace(r)] = true
 	}
+	procs.Set() // the nodes run as a witness runs them
 	t := &table{}
 	ctx := context.Background()
 	fmt.Printf("witnessnet bench · %s · %d CPUs (GOMAXPROCS %d) · %s/%s · %s\n\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
