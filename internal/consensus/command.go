@@ -42,6 +42,31 @@ func EncodeCommand(kind uint8, stamp time.Time, records [][]byte) []byte {
 	return out
 }
 
+// SplitBytes is the size Split keeps commands within. Raft's transport decodes a log entry's
+// data into one buffer of exactly its size only up to 256 KiB; a larger entry is read in
+// 256 KiB steps, each into a new buffer the size of all read so far, so a follower allocates
+// and copies about twice its size.
+const SplitBytes = 256 << 10
+
+// Split cuts records, in order, into groups whose commands (EncodeCommand) each take at most
+// SplitBytes; a record too large for that is a group of its own. Records are not copied.
+func Split(records [][]byte) [][][]byte {
+	var out [][][]byte
+	from, size := 0, 0
+	for i, r := range records {
+		n := binary.MaxVarintLen64 + len(r)
+		if i > from && size+n > SplitBytes {
+			out = append(out, records[from:i])
+			from, size = i, 0
+		}
+		if size == 0 {
+			size = 2 + 8 + binary.MaxVarintLen64 // header and record count
+		}
+		size += n
+	}
+	return append(out, records[from:])
+}
+
 // DecodeCommand decodes what EncodeCommand wrote. Records alias b. Every valid command has exactly
 // one encoding: non-minimal varints and trailing bytes are refused.
 func DecodeCommand(b []byte) (Command, error) {

@@ -398,27 +398,59 @@ func (n *Node) Stats() Stats {
 // return a response before the command is committed by a quorum and applied on this node. On
 // ErrLeadershipLost or a context error the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, kind uint8, records [][]byte) (any, error) {
+	out, err := n.ProposeAll(ctx, kind, [][][]byte{records})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ProposeAll replicates one command per element of commands, in that order, and returns the
+// state machine's response to each. The commands are handed to raft back to back, so the leader
+// writes and sends them together and a follower stores them with one sync; they are committed
+// in order but not as one: on an error some may have been applied, and as with Propose the
+// outcome is then unknown. It returns once every command is applied on this node.
+func (n *Node) ProposeAll(ctx context.Context, kind uint8, commands [][][]byte) ([]any, error) {
 	if !n.IsLeader() {
 		return nil, ErrNotLeader
 	}
-	data := EncodeCommand(kind, time.Now(), records)
-	if len(data) > n.cfg.MaxCommandBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data))
+	now := time.Now()
+	data := make([][]byte, len(commands))
+	for i, records := range commands {
+		data[i] = EncodeCommand(kind, now, records)
+		if len(data[i]) > n.cfg.MaxCommandBytes {
+			return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data[i]))
+		}
 	}
 	timeout := time.Duration(0)
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	f := n.raft.Apply(data, timeout)
+	fs := make([]raft.ApplyFuture, len(data))
+	for i, d := range data {
+		fs[i] = n.raft.Apply(d, timeout)
+	}
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	go func() {
+		for _, f := range fs {
+			if err := f.Error(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrLeadershipLost, ctx.Err())
 	case err := <-done:
 		switch {
 		case err == nil:
-			return f.Response(), nil
+			out := make([]any, len(fs))
+			for i, f := range fs {
+				out[i] = f.Response()
+			}
+			return out, nil
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, ErrNotLeader
 		case errors.Is(err, raft.ErrLeadershipLost):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +177,37 @@ func TestShutdownTransfersLeadership(t *testing.T) {
 	nl := c.leader(rest...)
 	if err := propose(t, nl.node, "x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestProposeAllAppliesInOrder(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmds := [][][]byte{{[]byte("a"), []byte("b")}, {[]byte("c"), []byte("d"), []byte("e")}, {[]byte("f")}}
+	before := l.node.Stats().LastIndex
+	resps, err := l.node.ProposeAll(ctx, 1, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resps) != 3 {
+		t.Fatalf("%d responses for 3 commands", len(resps))
+	}
+	for i, r := range resps {
+		if _, isErr := r.(error); isErr || r == nil {
+			t.Fatalf("response %d: %v", i, r)
+		}
+	}
+	if after := l.node.Stats().LastIndex; after-before != 3 {
+		t.Fatalf("raft log grew by %d entries, want one per command", after-before)
+	}
+	c.waitConverged(6)
+	sameRecords(t, c)
+	if got := strings.Join(l.sm.records(), ""); got != "abcdef" {
+		t.Fatalf("records %q, want abcdef", got)
+	}
+	if _, err := c.followerOf(l).node.ProposeAll(ctx, 1, cmds); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a follower's ProposeAll: %v, want ErrNotLeader", err)
 	}
 }

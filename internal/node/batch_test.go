@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/witnessnet/witnessnet/internal/consensus"
 	"github.com/witnessnet/witnessnet/internal/ledger"
 )
 
@@ -227,6 +228,49 @@ func TestLeaderMoved(t *testing.T) {
 	} {
 		if got := leaderMoved(tc.err); got != tc.want {
 			t.Errorf("leaderMoved(%v) = %v", tc.err, got)
+		}
+	}
+}
+
+// Entries proposed together beyond consensus.SplitBytes go to raft as several commands, back to
+// back: each entry is answered with its own index and every member holds them all.
+func TestLargeBatchIsSplitIntoCommands(t *testing.T) {
+	// Commands over SplitBytes are refused here, and one proposer drains the whole queue.
+	tn := newTestNet(t, 3, func(c *Config) {
+		c.Consensus.MaxCommandBytes = consensus.SplitBytes
+		c.ProposeWorkers = 1
+	})
+	leader := tn.leader()
+	s := newSigner(t)
+	pad := strings.Repeat("x", 1500)
+	var bodies [][]byte
+	for i := range 400 { // about 900 KiB of records: at least four commands
+		bodies = append(bodies, s.body(fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad)))
+	}
+	before := leader.node.ledger.AppliedIndex()
+	code, ans, raw := postBatch(t, leader.url(), bodies...)
+	if code != http.StatusOK || len(ans.Results) != len(bodies) {
+		t.Fatalf("batch: %d %.300s", code, raw)
+	}
+	seen := map[uint64]bool{}
+	var last uint64
+	for i, r := range ans.Results {
+		if r.Status != http.StatusCreated || r.Index == nil || seen[*r.Index] {
+			t.Fatalf("entry %d: %+v", i, r)
+		}
+		seen[*r.Index] = true
+		last = max(last, *r.Index+1)
+	}
+	if last != uint64(len(bodies)) {
+		t.Fatalf("%d entries into an empty log, the last at %d", len(bodies), last-1)
+	}
+	if cmds := leader.node.ledger.AppliedIndex() - before; cmds < 4 {
+		t.Fatalf("400 entries of 2 KiB took %d raft commands, want at least 4", cmds)
+	}
+	for _, m := range tn.members {
+		tn.waitCheckpoint(m, last)
+		if got := m.node.ledger.Size(); got != last {
+			t.Fatalf("%s: size %d, want %d", m.name, got, last)
 		}
 	}
 }

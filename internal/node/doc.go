@@ -10,7 +10,8 @@
 //     size, and checks every signature (and, for in-toto links, that each signer is a functionary
 //     of the named step of a layout already in the log and that the layout has not expired). Bad
 //     input is answered 4xx with a JSON reason; nothing is replicated.
-//  2. The proposer queue groups concurrent admissions into one raft command. Records admitted by
+//  2. The proposer queue groups concurrent admissions into one raft command, or several back to
+//     back beyond consensus.SplitBytes. Records admitted by
 //     a node that lost leadership before proposing them are forwarded to the new leader
 //     (POST /v1/internal/propose), which admits them again.
 //  3. Every replica applies the committed command (ledger.Apply) and Trillian's sequencer

@@ -100,8 +100,9 @@ type proposeResult struct {
 	err error
 }
 
-// proposer groups concurrent records into batches (runBatches): on the leader each batch becomes
-// one raft command; on a node that lost leadership each batch is one signed request to the leader.
+// proposer groups concurrent records into batches (runBatches): on the leader each batch is
+// proposed as one raft command, or several back to back when large (raftReplicator.Propose); on a
+// node that lost leadership each batch is one signed request to the leader.
 type proposer struct {
 	n     *Node
 	queue chan pending

@@ -37,14 +37,36 @@ type raftReplicator struct{ n *consensus.Node }
 
 var _ replicator = raftReplicator{}
 
+// Propose replicates records as one command, or for entries as several back to back when they
+// are many (consensus.Split); the results are in the records' order.
 func (r raftReplicator) Propose(ctx context.Context, kind ledger.Kind, records [][]byte) ([]ledger.Result, error) {
-	resp, err := r.n.Propose(ctx, uint8(kind), records)
+	commands := [][][]byte{records}
+	if kind == ledger.KindEntries {
+		commands = consensus.Split(records)
+	}
+	resps, err := r.n.ProposeAll(ctx, uint8(kind), commands)
 	if err != nil {
 		if errors.Is(err, consensus.ErrNotLeader) {
 			return nil, fmt.Errorf("%w: %v", errNotLeader, err)
 		}
 		return nil, err
 	}
+	if len(resps) == 1 {
+		return results(resps[0])
+	}
+	out := make([]ledger.Result, 0, len(records))
+	for _, resp := range resps {
+		res, err := results(resp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+// results is the state machine's response to one command.
+func results(resp any) ([]ledger.Result, error) {
 	switch v := resp.(type) {
 	case []ledger.Result:
 		return v, nil
