@@ -107,9 +107,9 @@ func (c Config) withDefaults() Config {
 		c.MaxBatchBytes = 4 << 20
 	}
 	if c.ProposeWorkers <= 0 {
-		// Two keep raft's pipeline busy; more cut the queue into smaller commands, and each
-		// command costs every replica a transaction and the network a round: with 4, 270
-		// entries per command and 5% more CPU per entry than with 2 (430 per command).
+		// Two keep raft's pipeline busy; more cut the queue into smaller batches, and each
+		// batch costs every replica a transaction and the network a raft round: with 4,
+		// batches of about 270 entries and 5% more CPU per entry than with 2 (about 430).
 		c.ProposeWorkers = 2
 	}
 	if c.RaftAddress == nil {
