@@ -19,9 +19,8 @@ import (
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
 )
 
-// benchNet starts a quiet 3-node loopback network with production timing.
-// benchNet starts the 3-node network of the append benchmarks. The process runs with the
-// GOMAXPROCS a witness runs with (see package procs): one more than -cpu gives it.
+// benchNet starts a quiet 3-node loopback network with production timing. The process runs with
+// the GOMAXPROCS a witness runs with (see package procs): one more than -cpu gives it.
 func benchNet(b *testing.B) *testNet {
 	prev := runtime.GOMAXPROCS(procs.Default())
 	b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
@@ -194,8 +193,8 @@ const benchClients = 256
 // BenchmarkAppend3NodesBatched is BenchmarkAppend3Nodes with POST /v1/entries/batch: 12
 // closed-loop clients over all nodes, 200 entries per request; latency is per request. The
 // network first takes benchWarmUp entries the same way, unmeasured, so that the figures are
-// those of a running network rather than of one growing its heap from nothing; the bench
-// command's batched rows run after the unbatched row, which warms their network up alike.
+// those of a running network rather than of one growing its heap for batches; the bench
+// command's batched rows warm up the same way.
 func BenchmarkAppend3NodesBatched(b *testing.B) {
 	const clients, per = 12, 200
 	tn := benchNet(b)
