@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -26,9 +27,89 @@ import (
 // hashSize is the size of every leaf hash this provider accepts (RFC 6962, SHA-256).
 const hashSize = 32
 
-var marshal = proto.MarshalOptions{Deterministic: true}
+// encodeLeaf encodes a leaf as stored: the bytes proto.Marshal gives (deterministic, fields in
+// number order), written without reflection since Apply stores every entry this way.
+func encodeLeaf(l *trillian.LogLeaf) ([]byte, error) {
+	return appendLeaf(make([]byte, 0, leafSize(l)), l), nil
+}
 
-func encodeLeaf(l *trillian.LogLeaf) ([]byte, error) { return marshal.Marshal(l) }
+// LogLeaf field numbers, and google.protobuf.Timestamp's.
+const (
+	fieldMerkleLeafHash     = 1
+	fieldLeafValue          = 2
+	fieldExtraData          = 3
+	fieldLeafIndex          = 4
+	fieldLeafIdentityHash   = 5
+	fieldQueueTimestamp     = 6
+	fieldIntegrateTimestamp = 7
+	fieldSeconds            = 1
+	fieldNanos              = 2
+)
+
+// leafSize is the length of appendLeaf's encoding of l.
+func leafSize(l *trillian.LogLeaf) int {
+	n := 0
+	for _, b := range [][]byte{l.MerkleLeafHash, l.LeafValue, l.ExtraData, l.LeafIdentityHash} {
+		if len(b) > 0 {
+			n += 1 + protowire.SizeBytes(len(b))
+		}
+	}
+	if l.LeafIndex != 0 {
+		n += 1 + protowire.SizeVarint(uint64(l.LeafIndex))
+	}
+	for _, ts := range []*timestamppb.Timestamp{l.QueueTimestamp, l.IntegrateTimestamp} {
+		if ts != nil {
+			n += 1 + protowire.SizeBytes(timestampSize(ts))
+		}
+	}
+	return n + len(l.ProtoReflect().GetUnknown())
+}
+
+func timestampSize(ts *timestamppb.Timestamp) int {
+	n := 0
+	if s := ts.GetSeconds(); s != 0 {
+		n += 1 + protowire.SizeVarint(uint64(s))
+	}
+	if ns := ts.GetNanos(); ns != 0 {
+		n += 1 + protowire.SizeVarint(uint64(int64(ns)))
+	}
+	return n + len(ts.ProtoReflect().GetUnknown())
+}
+
+// appendLeaf appends the encoding of l (see encodeLeaf) to b. Proto3 leaves out empty bytes and
+// zero numbers; a timestamp that is set is written even when zero, as an empty message; unknown
+// fields follow the known ones.
+func appendLeaf(b []byte, l *trillian.LogLeaf) []byte {
+	appendBytes := func(b []byte, num protowire.Number, v []byte) []byte {
+		if len(v) == 0 {
+			return b
+		}
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	appendTimestamp := func(b []byte, num protowire.Number, ts *timestamppb.Timestamp) []byte {
+		if ts == nil {
+			return b
+		}
+		b = protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(timestampSize(ts)))
+		if s := ts.GetSeconds(); s != 0 {
+			b = protowire.AppendVarint(protowire.AppendTag(b, fieldSeconds, protowire.VarintType), uint64(s))
+		}
+		if ns := ts.GetNanos(); ns != 0 {
+			b = protowire.AppendVarint(protowire.AppendTag(b, fieldNanos, protowire.VarintType), uint64(int64(ns)))
+		}
+		return append(b, ts.ProtoReflect().GetUnknown()...)
+	}
+	b = appendBytes(b, fieldMerkleLeafHash, l.MerkleLeafHash)
+	b = appendBytes(b, fieldLeafValue, l.LeafValue)
+	b = appendBytes(b, fieldExtraData, l.ExtraData)
+	if l.LeafIndex != 0 {
+		b = protowire.AppendVarint(protowire.AppendTag(b, fieldLeafIndex, protowire.VarintType), uint64(l.LeafIndex))
+	}
+	b = appendBytes(b, fieldLeafIdentityHash, l.LeafIdentityHash)
+	b = appendTimestamp(b, fieldQueueTimestamp, l.QueueTimestamp)
+	b = appendTimestamp(b, fieldIntegrateTimestamp, l.IntegrateTimestamp)
+	return append(b, l.ProtoReflect().GetUnknown()...)
+}
 
 func decodeLeaf(v []byte) (*trillian.LogLeaf, error) {
 	l := &trillian.LogLeaf{}
@@ -189,15 +270,23 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 	qts := timestamppb.New(ts)
 	out := make([]*trillian.QueuedLogLeaf, len(leaves))
 	stored := newGetter(tb.leaf)
+	// Leaves past the last index stored are not looked up: a log appends them in index order.
+	last, err := lastIndex(tb.leaf)
+	if err != nil {
+		return nil, err
+	}
+	ok := status.New(codes.OK, "OK").Proto() // one, shared by the results: callers only read them
 	for i, leaf := range leaves {
 		if leaf.LeafIndex < 0 {
 			out[i] = result(codes.OutOfRange, "negative LeafIndex", leaf)
 			continue
 		}
 		key := indexKey(leaf.LeafIndex)
-		prev, err := storedLeaf(stored.get(key))
-		if err != nil {
-			return nil, err
+		var prev *trillian.LogLeaf
+		if leaf.LeafIndex <= last {
+			if prev, err = storedLeaf(stored.get(key)); err != nil {
+				return nil, err
+			}
 		}
 		if prev != nil {
 			if sameLeaf(prev, leaf) {
@@ -231,9 +320,19 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 		if err := put(tb, stored); err != nil {
 			return nil, err
 		}
-		out[i] = result(codes.OK, "OK", leaf)
+		last = max(last, leaf.LeafIndex)
+		out[i] = &trillian.QueuedLogLeaf{Leaf: leaf, Status: ok}
 	}
 	return out, nil
+}
+
+// lastIndex is the largest index key in b, or -1 if b is empty.
+func lastIndex(b *bbolt.Bucket) (int64, error) {
+	k, _ := b.Cursor().Last()
+	if k == nil {
+		return -1, nil
+	}
+	return decodeIndexKey(k)
 }
 
 // putLeaf writes a leaf at its index.
@@ -500,12 +599,24 @@ func updateSequenced(tb *treeBuckets, leaves []*trillian.LogLeaf) error {
 // only writes perfect subtrees, which never change.
 func setNodes(tb *treeBuckets, nodes []tree.Node) error {
 	stored := newGetter(tb.node)
+	// A node past the last one stored at its level is not looked up: the sequencer writes
+	// each level in index order as the tree grows.
+	var ends [maxLevel + 1]levelEnd
 	for _, n := range nodes {
 		if len(n.Hash) == 0 {
 			return status.Errorf(codes.InvalidArgument, "node %+v has no hash", n.ID)
 		}
+		if n.ID.Level > maxLevel {
+			return status.Errorf(codes.InvalidArgument, "node %+v: level above %d", n.ID, maxLevel)
+		}
+		end := &ends[n.ID.Level]
+		if !end.read {
+			*end = lastNode(tb.node, n.ID.Level)
+		}
 		k := nodeKey(n.ID)
-		if v := stored.get(k); v != nil {
+		if end.beyond(n.ID.Index) {
+			end.any, end.last = true, n.ID.Index
+		} else if v := stored.get(k); v != nil {
 			if !bytes.Equal(v, n.Hash) {
 				return fmt.Errorf("node %+v: %w", n.ID, ErrNodeMismatch)
 			}
@@ -516,6 +627,34 @@ func setNodes(tb *treeBuckets, nodes []tree.Node) error {
 		}
 	}
 	return nil
+}
+
+// maxLevel is the highest Merkle level of a tree of at most 2^63 leaves.
+const maxLevel = 63
+
+// levelEnd is the last node stored at one Merkle level.
+type levelEnd struct {
+	read bool   // the level's end was read
+	any  bool   // a node is stored at the level
+	last uint64 // with any, the largest index stored
+}
+
+// beyond reports whether index is past every node stored at the level.
+func (e *levelEnd) beyond(index uint64) bool { return !e.any || index > e.last }
+
+// lastNode reads the end of a Merkle level: node keys are level-major (nodeKey).
+func lastNode(b *bbolt.Bucket, level uint) levelEnd {
+	c := b.Cursor()
+	k, _ := c.Seek([]byte{byte(level + 1)})
+	if k != nil {
+		k, _ = c.Prev()
+	} else {
+		k, _ = c.Last()
+	}
+	if len(k) != 9 || uint(k[0]) != level {
+		return levelEnd{read: true}
+	}
+	return levelEnd{read: true, any: true, last: binary.BigEndian.Uint64(k[1:])}
 }
 
 // latestRoot returns the latest stored root and its bytes, or nils if there is none.

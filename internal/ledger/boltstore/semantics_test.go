@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func newTestTree(t *testing.T) (*LogStorage, *AdminStorage) {
@@ -413,6 +416,89 @@ func TestRepeatedWithinOneCall(t *testing.T) {
 			if c := status.FromProto(r.Status).Code(); c != want {
 				t.Fatalf("indexed %v: leaf %d of the call: %v, want %v", index, i, c, want)
 			}
+		}
+	}
+}
+
+// encodeLeaf writes the bytes deterministic proto.Marshal writes, for every shape of leaf.
+func TestEncodeLeafIsProtoMarshal(t *testing.T) {
+	withUnknown := &trillian.LogLeaf{LeafValue: []byte("v")}
+	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
+	leaves := []*trillian.LogLeaf{
+		{},
+		{LeafIndex: 1},
+		{LeafIndex: -1, ExtraData: []byte{}},
+		{LeafIndex: math.MaxInt64, MerkleLeafHash: make([]byte, 32), LeafIdentityHash: bytes.Repeat([]byte{1}, 32)},
+		{LeafValue: bytes.Repeat([]byte("x"), 300), ExtraData: []byte("e"), QueueTimestamp: &timestamppb.Timestamp{}},
+		{QueueTimestamp: timestamppb.New(time.Unix(-5, 999)), IntegrateTimestamp: timestamppb.New(time.Unix(1700000000, 1))},
+		{IntegrateTimestamp: &timestamppb.Timestamp{Nanos: -3}},
+		withUnknown,
+	}
+	leaves = append(leaves, makeLeaves(1000, 3, 1024)...)
+	for i, l := range leaves {
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeLeaf(l)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("leaf %d: encodeLeaf = %x, %v; proto.Marshal = %x", i, got, err, want)
+		}
+		if leafSize(l) != len(want) || cap(got) != len(want) {
+			t.Fatalf("leaf %d: size %d, capacity %d, encoding %d bytes", i, leafSize(l), cap(got), len(want))
+		}
+	}
+}
+
+// SetMerkleNodes looks up only the nodes at or below the last index stored at their level; a
+// changed node is refused wherever it is, at the end of a level between others, at the top
+// level, or written twice in one call.
+func TestSetMerkleNodesRefusesChangesAtEveryLevel(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	h := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	node := func(level uint, index uint64, b byte) tree.Node {
+		return tree.Node{ID: compact.NewNodeID(level, index), Hash: h(b)}
+	}
+	set := func(nodes ...tree.Node) error {
+		return ls.ReadWriteTransaction(ctx, testTree, func(ctx context.Context, tx storage.LogTreeTX) error {
+			return tx.SetMerkleNodes(ctx, nodes)
+		})
+	}
+	var first []tree.Node
+	for level := range uint(3) {
+		for index := range uint64(4) {
+			first = append(first, node(level, index, byte(level*10+uint(index))))
+		}
+	}
+	first = append(first, node(63, 0, 63))
+	if err := set(first...); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		desc  string
+		nodes []tree.Node
+		want  error
+	}{
+		{"all again", first, nil},
+		{"last of a middle level changed", []tree.Node{node(1, 3, 99)}, ErrNodeMismatch},
+		{"last of the first level changed", []tree.Node{node(0, 3, 99)}, ErrNodeMismatch},
+		{"top level changed", []tree.Node{node(63, 0, 99)}, ErrNodeMismatch},
+		{"new node twice, changed", []tree.Node{node(1, 4, 1), node(1, 4, 2)}, ErrNodeMismatch},
+		{"new nodes, one twice", []tree.Node{node(1, 5, 1), node(2, 4, 1), node(1, 5, 1)}, nil},
+	} {
+		if err := set(c.nodes...); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: err = %v, want %v", c.desc, err, c.want)
+		}
+	}
+	ids := []compact.NodeID{compact.NewNodeID(1, 3), compact.NewNodeID(1, 4), compact.NewNodeID(1, 5), compact.NewNodeID(63, 0)}
+	got, err := ls.ReadNodes(ctx, testTreeID, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]byte{h(13), nil, h(1), h(63)} {
+		if !bytes.Equal(got[i], want) {
+			t.Errorf("node %+v = %x, want %x", ids[i], got[i], want)
 		}
 	}
 }
