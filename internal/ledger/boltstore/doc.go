@@ -21,13 +21,16 @@
 //	  ident  LeafIdentityHash                      -> 'S' + index (8B BE) | 'Q' + queue key
 //	  mhash  MerkleLeafHash + index (8B BE)        -> empty (GetLeavesByHash)
 //	  queue  (queue nanos ^ 1<<63) (8B BE) + LeafIdentityHash -> trillian.LogLeaf (LOG trees only)
-//	  node   level (1B) + index (8B BE)            -> node hash
+//	  rows   level (1B) + index>>8 (8B BE)         -> a row: up to 256 node hashes of the level (rows.go)
 //	  root   tree size (8B BE)                     -> LogRootV1 bytes, the last root stored at that size
 //	  meta   "latest"                              -> LogRootV1 bytes of the latest root
 //	  runs   sorted runs of identity and Merkle hash index entries (IndexLeavesTx; see runs.go)
 //
-// Node keys are level-major, so the 256 hashes of a C2SP tile (level 8L, indexes 256N..256N+255)
-// are one contiguous key range.
+// A row holds the nodes of one level whose indexes differ in their low 8 bits only: a presence
+// bitmap, then the hashes up to the highest present. The 256 hashes of a C2SP tile (level 8L,
+// indexes 256N..256N+255) are one row, and a commit rewrites the last row of each level it
+// reaches rather than putting every node under a key of its own. Files written before rows kept
+// one key per node in a "node" sub-bucket; NewLogStorage (and EnsureTree) move them into rows.
 //
 // # What Trillian writes, and what is immutable
 //
@@ -67,7 +70,7 @@
 //   - PREORDERED_LOG DequeueLeaves ignores its cutoff time, as the MySQL and PostgreSQL providers
 //     do: replicas MUST integrate the same leaves regardless of their clocks. LOG trees honour it
 //     (leaves queued at or before the cutoff are returned).
-//   - Leaf identity and Merkle leaf hashes MUST be 32 bytes (SHA-256).
+//   - Leaf identity hashes, Merkle leaf hashes and Merkle node hashes MUST be 32 bytes (SHA-256).
 //   - Tree IDs chosen by AdminStorage.CreateTree are random; EnsureTree creates a tree with an ID
 //     the caller picks and stores the empty root Trillian's sequencer needs before its first run.
 package boltstore

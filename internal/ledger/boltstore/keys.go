@@ -24,7 +24,7 @@ var (
 	subIdent = []byte("ident") // LeafIdentityHash -> ref (see encodeSeqRef, encodeQueueRef)
 	subHash  = []byte("mhash") // MerkleLeafHash || index (8B BE) -> empty
 	subQueue = []byte("queue") // queue time (8B BE nanos) || LeafIdentityHash -> LogLeaf proto (LOG trees)
-	subNode  = []byte("node")  // level (1B) || index (8B BE) -> hash
+	subRows  = []byte("rows")  // level (1B) || index>>8 (8B BE) -> a row of up to 256 node hashes (see rows.go)
 	subRoot  = []byte("root")  // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
 	subMeta  = []byte("meta")  // keyLatest -> LogRootV1 bytes
 	subRuns  = []byte("runs")  // sorted runs of index entries written by IndexLeavesTx (see runs.go)
@@ -32,7 +32,11 @@ var (
 
 var (
 	keyLatest = []byte("latest")
-	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subNode, subRoot, subMeta, subRuns}
+	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subRows, subRoot, subMeta, subRuns}
+
+	// subNodeV1 held one key per Merkle node (level (1B) || index (8B BE) -> hash) in files
+	// written before rows; NewLogStorage moves them into rows.
+	subNodeV1 = []byte("node")
 )
 
 const signBit = 1 << 63
@@ -71,8 +75,7 @@ func decodeIndexKey(k []byte) (int64, error) {
 	return int64(v), nil
 }
 
-// nodeKey orders nodes level-major, so a tile row (consecutive indexes at one level) is one
-// contiguous key range.
+// nodeKey is a node's key in subNodeV1.
 func nodeKey(id compact.NodeID) []byte {
 	k := make([]byte, 9)
 	k[0] = byte(id.Level)
@@ -136,7 +139,7 @@ func decodeRef(v []byte) (kind byte, index int64, qkey []byte, err error) {
 
 // treeBuckets are the sub-buckets of one tree, valid for the life of one bbolt transaction.
 type treeBuckets struct {
-	leaf, ident, hash, queue, node, root, meta *bbolt.Bucket
+	leaf, ident, hash, queue, rows, root, meta *bbolt.Bucket
 	runs                                       *bbolt.Bucket // nil in a file written before runs existed
 }
 
@@ -148,10 +151,10 @@ func openTree(tx *bbolt.Tx, treeID int64) (*treeBuckets, error) {
 	}
 	tb := &treeBuckets{
 		leaf: b.Bucket(subLeaf), ident: b.Bucket(subIdent), hash: b.Bucket(subHash),
-		queue: b.Bucket(subQueue), node: b.Bucket(subNode), root: b.Bucket(subRoot), meta: b.Bucket(subMeta),
+		queue: b.Bucket(subQueue), rows: b.Bucket(subRows), root: b.Bucket(subRoot), meta: b.Bucket(subMeta),
 		runs: b.Bucket(subRuns),
 	}
-	for _, s := range []*bbolt.Bucket{tb.leaf, tb.ident, tb.hash, tb.queue, tb.node, tb.root, tb.meta} {
+	for _, s := range []*bbolt.Bucket{tb.leaf, tb.ident, tb.hash, tb.queue, tb.rows, tb.root, tb.meta} {
 		if s == nil {
 			return nil, fmt.Errorf("tree %d: %w: missing sub-bucket", treeID, errBadKey)
 		}
@@ -159,7 +162,7 @@ func openTree(tx *bbolt.Tx, treeID int64) (*treeBuckets, error) {
 	if tx.Writable() {
 		// Leaves, nodes and roots are appended in key order (per level for nodes): full pages
 		// waste less space and splits stay cheap.
-		tb.leaf.FillPercent, tb.node.FillPercent, tb.root.FillPercent = 0.9, 0.9, 0.9
+		tb.leaf.FillPercent, tb.rows.FillPercent, tb.root.FillPercent = 0.9, 0.9, 0.9
 	}
 	return tb, nil
 }

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/storage"
-	"github.com/google/trillian/storage/tree"
 	"github.com/google/trillian/types"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"go.etcd.io/bbolt"
@@ -595,68 +593,6 @@ func updateSequenced(tb *treeBuckets, leaves []*trillian.LogLeaf) error {
 	return nil
 }
 
-// setNodes stores Merkle nodes. A node already stored MUST have the same hash: the sequencer
-// only writes perfect subtrees, which never change.
-func setNodes(tb *treeBuckets, nodes []tree.Node) error {
-	stored := newGetter(tb.node)
-	// A node past the last one stored at its level is not looked up: the sequencer writes
-	// each level in index order as the tree grows.
-	var ends [maxLevel + 1]levelEnd
-	for _, n := range nodes {
-		if len(n.Hash) == 0 {
-			return status.Errorf(codes.InvalidArgument, "node %+v has no hash", n.ID)
-		}
-		if n.ID.Level > maxLevel {
-			return status.Errorf(codes.InvalidArgument, "node %+v: level above %d", n.ID, maxLevel)
-		}
-		end := &ends[n.ID.Level]
-		if !end.read {
-			*end = lastNode(tb.node, n.ID.Level)
-		}
-		k := nodeKey(n.ID)
-		if end.beyond(n.ID.Index) {
-			end.any, end.last = true, n.ID.Index
-		} else if v := stored.get(k); v != nil {
-			if !bytes.Equal(v, n.Hash) {
-				return fmt.Errorf("node %+v: %w", n.ID, ErrNodeMismatch)
-			}
-			continue
-		}
-		if err := tb.node.Put(k, n.Hash); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// maxLevel is the highest Merkle level of a tree of at most 2^63 leaves.
-const maxLevel = 63
-
-// levelEnd is the last node stored at one Merkle level.
-type levelEnd struct {
-	read bool   // the level's end was read
-	any  bool   // a node is stored at the level
-	last uint64 // with any, the largest index stored
-}
-
-// beyond reports whether index is past every node stored at the level.
-func (e *levelEnd) beyond(index uint64) bool { return !e.any || index > e.last }
-
-// lastNode reads the end of a Merkle level: node keys are level-major (nodeKey).
-func lastNode(b *bbolt.Bucket, level uint) levelEnd {
-	c := b.Cursor()
-	k, _ := c.Seek([]byte{byte(level + 1)})
-	if k != nil {
-		k, _ = c.Prev()
-	} else {
-		k, _ = c.Last()
-	}
-	if len(k) != 9 || uint(k[0]) != level {
-		return levelEnd{read: true}
-	}
-	return levelEnd{read: true, any: true, last: binary.BigEndian.Uint64(k[1:])}
-}
-
 // latestRoot returns the latest stored root and its bytes, or nils if there is none.
 func latestRoot(tb *treeBuckets) (*types.LogRootV1, []byte, error) {
 	v := tb.meta.Get(keyLatest)
@@ -702,6 +638,9 @@ func ensureTreeTx(ctx context.Context, tx *bbolt.Tx, want *trillian.Tree, now ti
 		tree, err = createTreeTx(tx, meta)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := upgradeTree(tx, tree.TreeId); err != nil {
 		return nil, err
 	}
 	tb, err := openTree(tx, tree.TreeId)

@@ -24,15 +24,25 @@ type LogStorage struct {
 	db *bbolt.DB
 }
 
-// NewLogStorage returns the log storage over db, creating its top-level buckets. The caller owns
-// db and MUST keep it open while the storage is in use.
+// NewLogStorage returns the log storage over db, creating its top-level buckets and moving the
+// Merkle nodes of trees written before node rows into rows (see rows.go). The caller owns db and
+// MUST keep it open while the storage is in use.
 func NewLogStorage(db *bbolt.DB) (*LogStorage, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketTrees)
-		return err
+		trees, err := tx.CreateBucketIfNotExists(bucketTrees)
+		if err != nil {
+			return err
+		}
+		return trees.ForEach(func(k, _ []byte) error {
+			id, err := decodeIndexKey(k)
+			if err != nil {
+				return err
+			}
+			return upgradeTree(tx, id)
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("boltstore: create buckets: %w", err)
+		return nil, fmt.Errorf("boltstore: open: %w", err)
 	}
 	return &LogStorage{db: db}, nil
 }
@@ -399,13 +409,7 @@ func ReadNodesTx(tx *bbolt.Tx, treeID int64, ids []compact.NodeID) ([][]byte, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		if v := tb.node.Get(nodeKey(id)); v != nil {
-			out[i] = append([]byte(nil), v...)
-		}
-	}
-	return out, nil
+	return readNodes(tb.rows, ids)
 }
 
 // ReadLeaves returns the stored leaves [start, start+count) that are contiguous from start,
@@ -460,23 +464,8 @@ func (s *LogStorage) ReadNodeRange(ctx context.Context, treeID int64, level uint
 		if err != nil {
 			return err
 		}
-		c := tb.node.Cursor()
-		k, v := c.Seek(nodeKey(compact.NewNodeID(level, start)))
-		for want := start; len(out) < count; want++ {
-			if k == nil {
-				break
-			}
-			id, err := decodeNodeKey(k)
-			if err != nil {
-				return err
-			}
-			if id.Level != level || id.Index != want {
-				break
-			}
-			out = append(out, append([]byte(nil), v...))
-			k, v = c.Next()
-		}
-		return nil
+		out, err = nodeRange(tb.rows, level, start, count)
+		return err
 	})
 	return out, err
 }

@@ -82,9 +82,13 @@ func (t *logTX) GetMerkleNodes(ctx context.Context, ids []compact.NodeID) ([]tre
 	}
 	defer t.mu.Unlock()
 	out := make([]tree.Node, 0, len(ids))
-	for _, id := range ids {
-		if v := t.tb.node.Get(nodeKey(id)); v != nil {
-			out = append(out, tree.Node{ID: id, Hash: append([]byte(nil), v...)})
+	hashes, err := readNodes(t.tb.rows, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i, h := range hashes {
+		if h != nil {
+			out = append(out, tree.Node{ID: ids[i], Hash: h})
 		}
 	}
 	return out, nil

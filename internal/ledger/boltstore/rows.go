@@ -1,0 +1,226 @@
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/google/trillian/storage/tree"
+	"github.com/transparency-dev/merkle/compact"
+	"go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Merkle nodes are stored in rows: the rowWidth nodes of one level whose indexes differ only in
+// their low 8 bits are one value, under rowKey. A row value is a presence bitmap (bit i of byte
+// i/8 for slot i, the node at index&255) followed by the hashes of slots 0..n-1, 32 bytes each,
+// where n-1 is the highest slot present; an absent slot below it is zeros.
+//
+// The sequencer writes each level's nodes in index order, so a commit rewrites the last row of
+// each level it reaches (a few KiB) instead of putting each node under its own key: ~2 bbolt puts
+// per entry became ~1 per level and commit. A C2SP tile (level 8L, indexes 256N..256N+255) is
+// one row, read with one lookup.
+const (
+	rowWidth   = 256
+	bitmapSize = rowWidth / 8
+	maxLevel   = 63 // the highest Merkle level of a tree of at most 2^63 leaves
+)
+
+// rowKey is the key of the row holding the node at (level, index): level (1 byte), then index>>8
+// (8 bytes big-endian).
+func rowKey(level uint, index uint64) [9]byte {
+	var k [9]byte
+	k[0] = byte(level)
+	binary.BigEndian.PutUint64(k[1:], index/rowWidth)
+	return k
+}
+
+// rowNode returns the hash in slot of a stored row value, or nil if the slot is empty. A value
+// of the wrong shape is an error: the file is corrupt.
+func rowNode(v []byte, slot int) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	n := (len(v) - bitmapSize) / hashSize
+	if len(v) < bitmapSize || (len(v)-bitmapSize)%hashSize != 0 || n > rowWidth {
+		return nil, fmt.Errorf("%w: node row of %d bytes", errBadKey, len(v))
+	}
+	if v[slot/8]&(1<<(slot%8)) == 0 {
+		return nil, nil
+	}
+	if slot >= n {
+		return nil, fmt.Errorf("%w: node row of %d slots marks slot %d", errBadKey, n, slot)
+	}
+	off := bitmapSize + slot*hashSize
+	return v[off : off+hashSize], nil
+}
+
+// getNode returns the stored hash of a node, or nil. The hash lives in bbolt's map.
+func getNode(rows *bbolt.Bucket, id compact.NodeID) ([]byte, error) {
+	if id.Level > maxLevel {
+		return nil, nil
+	}
+	k := rowKey(id.Level, id.Index)
+	return rowNode(rows.Get(k[:]), int(id.Index%rowWidth))
+}
+
+// rowEdit is a row being written: a copy of the stored value, with room for every slot.
+type rowEdit struct {
+	key     [9]byte
+	v       []byte
+	changed bool
+}
+
+func newRowEdit(key [9]byte, stored []byte) *rowEdit {
+	v := make([]byte, bitmapSize, bitmapSize+rowWidth*hashSize)
+	if stored != nil {
+		v = append(v[:0], stored...)
+	}
+	return &rowEdit{key: key, v: v}
+}
+
+// set stores hash in an empty slot.
+func (e *rowEdit) set(slot int, hash []byte) {
+	if end := bitmapSize + (slot+1)*hashSize; len(e.v) < end {
+		e.v = append(e.v, make([]byte, end-len(e.v))...)
+	}
+	copy(e.v[bitmapSize+slot*hashSize:], hash)
+	e.v[slot/8] |= 1 << (slot % 8)
+	e.changed = true
+}
+
+// setNodes stores Merkle nodes. A node already stored MUST have the same hash: the sequencer
+// only writes perfect subtrees, which never change. Each row the nodes fall in is read and
+// written once.
+func setNodes(tb *treeBuckets, nodes []tree.Node) error {
+	edits := map[[9]byte]*rowEdit{}
+	var order []*rowEdit
+	for _, n := range nodes {
+		if len(n.Hash) != hashSize {
+			return status.Errorf(codes.InvalidArgument, "node %+v has a hash of %d bytes, want %d", n.ID, len(n.Hash), hashSize)
+		}
+		if n.ID.Level > maxLevel {
+			return status.Errorf(codes.InvalidArgument, "node %+v: level above %d", n.ID, maxLevel)
+		}
+		k := rowKey(n.ID.Level, n.ID.Index)
+		e := edits[k]
+		if e == nil {
+			stored := tb.rows.Get(k[:])
+			if _, err := rowNode(stored, 0); err != nil {
+				return err
+			}
+			e = newRowEdit(k, stored)
+			edits[k] = e
+			order = append(order, e)
+		}
+		slot := int(n.ID.Index % rowWidth)
+		h, err := rowNode(e.v, slot)
+		if err != nil {
+			return err
+		}
+		if h != nil {
+			if !bytes.Equal(h, n.Hash) {
+				return fmt.Errorf("node %+v: %w", n.ID, ErrNodeMismatch)
+			}
+			continue
+		}
+		e.set(slot, n.Hash)
+	}
+	for _, e := range order {
+		if !e.changed {
+			continue
+		}
+		if err := tb.rows.Put(e.key[:], e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readNodes returns the stored hashes of ids (nil for a node not stored), copied.
+func readNodes(rows *bbolt.Bucket, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := getNode(rows, id)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil {
+			out[i] = bytes.Clone(h)
+		}
+	}
+	return out, nil
+}
+
+// nodeRange returns the hashes of the nodes (level, start), (level, start+1), ... up to count of
+// them, stopping at the first not stored, copied.
+func nodeRange(rows *bbolt.Bucket, level uint, start uint64, count int) ([][]byte, error) {
+	var out [][]byte
+	var v []byte
+	for idx := start; len(out) < count; idx++ {
+		if idx == start || idx%rowWidth == 0 {
+			k := rowKey(level, idx)
+			if v = rows.Get(k[:]); v == nil {
+				break
+			}
+		}
+		h, err := rowNode(v, int(idx%rowWidth))
+		if err != nil || h == nil {
+			return out, err
+		}
+		out = append(out, bytes.Clone(h))
+	}
+	return out, nil
+}
+
+// upgradeTree moves the nodes of a tree written before rows into rows, if it exists and has none.
+func upgradeTree(tx *bbolt.Tx, treeID int64) error {
+	b := tx.Bucket(treeBucketName(treeID))
+	if b == nil || b.Bucket(subRows) != nil {
+		return nil
+	}
+	if err := migrateNodes(b); err != nil {
+		return fmt.Errorf("tree %d: move nodes into rows: %w", treeID, err)
+	}
+	return nil
+}
+
+// migrateNodes moves the nodes of a tree written before rows existed, one bbolt key per node in
+// the "node" sub-bucket (level (1B) || index (8B BE) -> hash), into rows, and deletes that bucket.
+func migrateNodes(treeBucket *bbolt.Bucket) error {
+	old := treeBucket.Bucket(subNodeV1)
+	rows, err := treeBucket.CreateBucketIfNotExists(subRows)
+	if err != nil || old == nil {
+		return err
+	}
+	rows.FillPercent = 0.9
+	var e *rowEdit
+	flush := func() error {
+		if e == nil || !e.changed {
+			return nil
+		}
+		return rows.Put(e.key[:], e.v)
+	}
+	c := old.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		id, err := decodeNodeKey(k)
+		if err != nil {
+			return err
+		}
+		if len(v) != hashSize {
+			return fmt.Errorf("%w: node %+v has a hash of %d bytes", errBadKey, id, len(v))
+		}
+		if key := rowKey(id.Level, id.Index); e == nil || key != e.key {
+			if err := flush(); err != nil {
+				return err
+			}
+			e = newRowEdit(key, rows.Get(key[:]))
+		}
+		e.set(int(id.Index%rowWidth), v)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return treeBucket.DeleteBucket(subNodeV1)
+}

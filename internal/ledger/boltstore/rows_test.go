@@ -1,0 +1,163 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/tree"
+	"github.com/google/trillian/util/clock"
+	"github.com/transparency-dev/merkle/compact"
+	"go.etcd.io/bbolt"
+)
+
+// toNodesV1 rewrites a tree's node rows as a file written before rows holds its nodes: one key
+// per node in the "node" sub-bucket.
+func toNodesV1(t *testing.T, db *bbolt.DB) {
+	t.Helper()
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(treeBucketName(testTreeID))
+		old, err := b.CreateBucket(subNodeV1)
+		if err != nil {
+			return err
+		}
+		c := b.Bucket(subRows).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			for slot := range rowWidth {
+				h, err := rowNode(v, slot)
+				if err != nil {
+					return err
+				}
+				if h != nil {
+					index := binary.BigEndian.Uint64(k[1:])*rowWidth + uint64(slot)
+					if err := old.Put(nodeKey(compact.NewNodeID(uint(k[0]), index)), bytes.Clone(h)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return b.DeleteBucket(subRows)
+	})
+	if err != nil {
+		t.Fatalf("rewrite nodes as one key each: %v", err)
+	}
+}
+
+// A file whose nodes are one key each, as files written before rows hold them, is moved into
+// rows when it is opened (by NewLogStorage, or by EnsureTree before it): every node, root and
+// leaf reads the same, the old bucket is gone, and integration carries on.
+func TestNodesMovedIntoRows(t *testing.T) {
+	for _, ensureFirst := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "state.db")
+		ts := clock.NewFake(epoch)
+		all := makeLeaves(0, 1000, 64)
+
+		db := openPath(t, path)
+		if _, err := EnsureTree(context.Background(), db, testTree, ts.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := newStorage(t, db)
+		applyLeaves(t, db, all[:700], 1)
+		if n := integrate(t, ls, ts); n != 700 {
+			t.Fatalf("integrated %d, want 700", n)
+		}
+		toNodesV1(t, db)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		db = openPath(t, path)
+		if ensureFirst {
+			if _, err := EnsureTree(context.Background(), db, testTree, ts.Now()); err != nil {
+				t.Fatalf("EnsureTree on the earlier layout: %v", err)
+			}
+		}
+		ls, _ = newStorage(t, db)
+		_ = db.View(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(treeBucketName(testTreeID))
+			if b.Bucket(subNodeV1) != nil || b.Bucket(subRows) == nil {
+				t.Errorf("after opening: node bucket %v, rows bucket %v; want the rows only", b.Bucket(subNodeV1) != nil, b.Bucket(subRows) != nil)
+			}
+			return nil
+		})
+		checkTree(t, ls, all[:700])
+		applyLeaves(t, db, all[700:], 2)
+		if n := integrate(t, ls, ts); n != 300 {
+			t.Fatalf("integrated %d after moving the nodes, want 300", n)
+		}
+		checkTree(t, ls, all)
+	}
+}
+
+// Node ranges stop at the first node not stored, within a row and across rows.
+func TestNodeRangeAcrossRows(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	var nodes []tree.Node
+	for index := uint64(250); index <= 260; index++ {
+		if index != 254 {
+			nodes = append(nodes, tree.Node{ID: compact.NewNodeID(3, index), Hash: bytes.Repeat([]byte{byte(index)}, 32)})
+		}
+	}
+	err := ls.ReadWriteTransaction(ctx, testTree, func(ctx context.Context, tx storage.LogTreeTX) error {
+		return tx.SetMerkleNodes(ctx, nodes)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		start     uint64
+		count     int
+		wantFirst byte
+		wantLen   int
+	}{
+		{250, 20, 250, 4},
+		{255, 20, 255, 6}, // 255 in one row, 256..260 in the next
+		{255, 3, 255, 3},
+		{254, 5, 0, 0},
+		{261, 5, 0, 0},
+		{0, 5, 0, 0},
+	} {
+		got, err := ls.ReadNodeRange(ctx, testTreeID, 3, c.start, c.count)
+		if err != nil || len(got) != c.wantLen {
+			t.Fatalf("ReadNodeRange(3, %d, %d) = %d hashes, %v; want %d", c.start, c.count, len(got), err, c.wantLen)
+		}
+		for i, h := range got {
+			if want := bytes.Repeat([]byte{c.wantFirst + byte(i)}, 32); !bytes.Equal(h, want) {
+				t.Fatalf("ReadNodeRange(3, %d, %d)[%d] = %x, want %x", c.start, c.count, i, h, want)
+			}
+		}
+	}
+	if got, err := ls.ReadNodeRange(ctx, testTreeID, 4, 250, 5); err != nil || len(got) != 0 {
+		t.Fatalf("another level: %d hashes, %v", len(got), err)
+	}
+}
+
+// A stored row of the wrong shape is reported, never read as a hash.
+func TestMalformedRow(t *testing.T) {
+	full := make([]byte, bitmapSize+2*hashSize)
+	full[0] = 0b11
+	for _, c := range []struct {
+		desc string
+		v    []byte
+		slot int
+		ok   bool
+	}{
+		{"two slots, first", full, 0, true},
+		{"two slots, absent third", full, 2, true},
+		{"bitmap only", make([]byte, bitmapSize), 5, true},
+		{"short bitmap", make([]byte, bitmapSize-1), 0, false},
+		{"partial hash", full[:len(full)-1], 0, false},
+		{"more slots than a row", make([]byte, bitmapSize+(rowWidth+1)*hashSize), 0, false},
+		{"marked beyond its slots", append([]byte{0b100}, full[1:]...), 2, false},
+	} {
+		_, err := rowNode(c.v, c.slot)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, errBadKey)) {
+			t.Errorf("%s: err = %v", c.desc, err)
+		}
+	}
+}
