@@ -64,6 +64,7 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	defer func() { st.appending = nil }()
 	var integrated uint64
 	var stamp time.Time
+	st.arena.Reset() // the transaction that last used it has ended: Apply runs one at a time
 	err := st.db.Update(func(tx *bbolt.Tx) error {
 		for i, c := range cmds {
 			if c.Index != 0 && c.Index <= applied {
@@ -238,7 +239,7 @@ func (st *store) applyEntries(tx *bbolt.Tx, next uint64, c Command) ([]Result, u
 	if stamp.IsZero() {
 		stamp = time.Unix(0, 0)
 	}
-	queued, err := boltstore.AddSequencedLeavesUnindexedTx(tx, st.tree.TreeId, leaves, stamp)
+	queued, err := boltstore.AddSequencedLeavesUnindexedTx(tx, st.tree.TreeId, leaves, stamp, &st.arena)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store leaves %d..%d: %w", first, next-1, err)
 	}

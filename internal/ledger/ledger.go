@@ -101,6 +101,8 @@ type store struct {
 	// appending, what the Apply transaction in progress appended (Apply runs one at a time).
 	unindexed *unindexed
 	appending *appending
+	// arena holds the leaves an Apply transaction stores, reset when the next one begins.
+	arena boltstore.Arena
 }
 
 // Ledger is a node's replicated state: entries, their identities, and the node's own Trillian

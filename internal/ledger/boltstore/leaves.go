@@ -261,7 +261,7 @@ func result(code codes.Code, msg string, leaf *trillian.LogLeaf) *trillian.Queue
 
 // addSequencedLeaves stores leaves at their indexes; with index false it writes neither their
 // identity nor their Merkle hash index entries (see AddSequencedLeavesUnindexedTx).
-func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time, index bool) ([]*trillian.QueuedLogLeaf, error) {
+func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Time, index bool, arena *Arena) ([]*trillian.QueuedLogLeaf, error) {
 	if err := checkHashes(leaves, true); err != nil {
 		return nil, err
 	}
@@ -311,11 +311,12 @@ func addSequencedLeaves(tb *treeBuckets, leaves []*trillian.LogLeaf, ts time.Tim
 		// The leaf as stored: the caller's fields (only read, to encode them) with the timestamps.
 		stored := &trillian.LogLeaf{MerkleLeafHash: leaf.MerkleLeafHash, LeafValue: leaf.LeafValue, ExtraData: leaf.ExtraData,
 			LeafIndex: leaf.LeafIndex, LeafIdentityHash: leaf.LeafIdentityHash, QueueTimestamp: qts, IntegrateTimestamp: &timestamppb.Timestamp{}}
-		put := putSequenced
-		if !index {
-			put = putLeaf
+		if index {
+			err = putSequenced(tb, stored)
+		} else {
+			err = putLeaf(tb, stored, arena)
 		}
-		if err := put(tb, stored); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		last = max(last, leaf.LeafIndex)
@@ -333,18 +334,54 @@ func lastIndex(b *bbolt.Bucket) (int64, error) {
 	return decodeIndexKey(k)
 }
 
-// putLeaf writes a leaf at its index.
-func putLeaf(tb *treeBuckets, leaf *trillian.LogLeaf) error {
-	v, err := encodeLeaf(leaf)
+// putLeaf writes a leaf at its index, encoded in arena's memory if arena is not nil.
+func putLeaf(tb *treeBuckets, leaf *trillian.LogLeaf, arena *Arena) error {
+	v, err := arena.encodeLeaf(leaf)
 	if err != nil {
 		return err
 	}
 	return tb.leaf.Put(indexKey(leaf.LeafIndex), v)
 }
 
+// Arena is memory that one writer reuses for the leaves it stores, transaction after
+// transaction. bbolt keeps a reference to a stored value until its transaction ends and copies it
+// into the file's pages only when it commits, so every leaf needs memory of its own until then;
+// taking it from an arena reuses warm memory instead of allocating ~1.5 KiB of fresh heap per
+// leaf, whose page faults and clearing cost more than encoding the leaf (BENCHMARKS.md). The zero
+// Arena is ready to use; a nil *Arena allocates each leaf.
+type Arena struct{ buf []byte }
+
+// maxArena is the most memory an arena keeps across Reset: a larger one, after a transaction
+// that stored unusually many leaves (a replay after a restart), is left to the collector.
+const maxArena = 8 << 20
+
+// Reset makes the arena's memory reusable. The caller MUST have ended (committed or rolled back)
+// every transaction that stored leaves from it.
+func (a *Arena) Reset() {
+	if cap(a.buf) > maxArena {
+		a.buf = nil
+	}
+	a.buf = a.buf[:0]
+}
+
+// encodeLeaf is encodeLeaf in the arena's memory. A full arena moves on to new memory twice its
+// size; what it leaves stays referenced by the values stored from it, until they are collected.
+func (a *Arena) encodeLeaf(l *trillian.LogLeaf) ([]byte, error) {
+	if a == nil {
+		return encodeLeaf(l)
+	}
+	n := leafSize(l)
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(2*cap(a.buf), n, 64<<10))
+	}
+	start := len(a.buf)
+	a.buf = appendLeaf(a.buf, l)
+	return a.buf[start:len(a.buf):len(a.buf)], nil
+}
+
 // putSequenced writes a leaf at its index with its identity and Merkle hash index entries.
 func putSequenced(tb *treeBuckets, leaf *trillian.LogLeaf) error {
-	if err := putLeaf(tb, leaf); err != nil {
+	if err := putLeaf(tb, leaf, nil); err != nil {
 		return err
 	}
 	if err := tb.ident.Put(leaf.LeafIdentityHash, encodeSeqRef(leaf.LeafIndex)); err != nil {

@@ -206,7 +206,7 @@ func (s *LogStorage) AddSequencedLeaves(ctx context.Context, tree *trillian.Tree
 	var out []*trillian.QueuedLogLeaf
 	err := s.update(ctx, tree.GetTreeId(), func(tb *treeBuckets) error {
 		var err error
-		out, err = addSequencedLeaves(tb, leaves, timestamp, true)
+		out, err = addSequencedLeaves(tb, leaves, timestamp, true, nil)
 		return err
 	})
 	return out, err
@@ -242,20 +242,21 @@ func AddSequencedLeavesTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf
 	if err != nil {
 		return nil, err
 	}
-	return addSequencedLeaves(tb, leaves, ts, true)
+	return addSequencedLeaves(tb, leaves, ts, true, nil)
 }
 
 // AddSequencedLeavesUnindexedTx is AddSequencedLeavesTx for a caller that keeps leaves unique by
 // identity hash itself and indexes them later, many at a time, with IndexLeavesTx: it stores each
 // leaf at its LeafIndex and writes no identity or Merkle hash index entry. Until IndexLeavesTx
 // has covered a leaf, GetLeavesByHash and SequencedIndexesTx do not find it, and a leaf with its
-// identity hash is not refused.
-func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf, ts time.Time) ([]*trillian.QueuedLogLeaf, error) {
+// identity hash is not refused. The stored leaves are encoded in arena's memory unless arena is
+// nil (see Arena).
+func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillian.LogLeaf, ts time.Time, arena *Arena) ([]*trillian.QueuedLogLeaf, error) {
 	tb, err := openTree(tx, treeID)
 	if err != nil {
 		return nil, err
 	}
-	return addSequencedLeaves(tb, leaves, ts, false)
+	return addSequencedLeaves(tb, leaves, ts, false, arena)
 }
 
 // IndexLeavesTx writes the identity and Merkle hash index entries of the sequenced leaves

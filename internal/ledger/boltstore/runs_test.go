@@ -39,7 +39,7 @@ func TestRunsMatchModel(t *testing.T) {
 			}
 		}
 		if err := ls.db.Update(func(tx *bbolt.Tx) error {
-			_, err := AddSequencedLeavesUnindexedTx(tx, id, batch, epoch)
+			_, err := AddSequencedLeavesUnindexedTx(tx, id, batch, epoch, nil)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -135,7 +135,7 @@ func TestRunsBesideBTreeIndexes(t *testing.T) {
 	}
 	update := func(f func(tx *bbolt.Tx) error) error { return ls.db.Update(f) }
 	if err := update(func(tx *bbolt.Tx) error {
-		if _, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[5:10], epoch); err != nil {
+		if _, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[5:10], epoch, nil); err != nil {
 			return err
 		}
 		return IndexLeavesTx(tx, id, 0, 10)
@@ -181,7 +181,7 @@ func TestRunsBesideBTreeIndexes(t *testing.T) {
 	twin = proto.Clone(leaves[10]).(*trillian.LogLeaf)
 	twin.LeafIdentityHash = leaves[3].LeafIdentityHash
 	if err := update(func(tx *bbolt.Tx) error {
-		if _, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch); err != nil {
+		if _, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch, nil); err != nil {
 			return err
 		}
 		return IndexLeavesTx(tx, id, 10, 11)
@@ -196,7 +196,7 @@ func TestIndexHashesRefused(t *testing.T) {
 	id := testTree.TreeId
 	leaves := makeLeaves(0, 3, 40)
 	if err := ls.db.Update(func(tx *bbolt.Tx) error {
-		_, err := AddSequencedLeavesUnindexedTx(tx, id, leaves, epoch)
+		_, err := AddSequencedLeavesUnindexedTx(tx, id, leaves, epoch, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -207,7 +207,7 @@ func TestIndexLeavesLater(t *testing.T) {
 	id := testTree.TreeId
 	leaves := makeLeaves(0, 6, 8)
 	err := ls.db.Update(func(tx *bbolt.Tx) error {
-		res, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[:5], epoch)
+		res, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[:5], epoch, nil)
 		for i, r := range res {
 			if c := status.FromProto(r.Status).Code(); c != codes.OK {
 				t.Errorf("leaf %d: %v", i, c)
@@ -266,7 +266,7 @@ func TestIndexLeavesLater(t *testing.T) {
 	twin := proto.Clone(leaves[5]).(*trillian.LogLeaf)
 	twin.LeafIdentityHash = leaves[2].LeafIdentityHash
 	if err := ls.db.Update(func(tx *bbolt.Tx) error {
-		_, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch)
+		_, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -401,7 +401,7 @@ func TestRepeatedWithinOneCall(t *testing.T) {
 			if index {
 				res, err = AddSequencedLeavesTx(tx, testTree.TreeId, in, epoch)
 			} else {
-				res, err = AddSequencedLeavesUnindexedTx(tx, testTree.TreeId, in, epoch)
+				res, err = AddSequencedLeavesUnindexedTx(tx, testTree.TreeId, in, epoch, nil)
 			}
 			return err
 		})
@@ -499,6 +499,53 @@ func TestSetMerkleNodesRefusesChangesAtEveryLevel(t *testing.T) {
 	for i, want := range [][]byte{h(13), nil, h(1), h(63)} {
 		if !bytes.Equal(got[i], want) {
 			t.Errorf("node %+v = %x, want %x", ids[i], got[i], want)
+		}
+	}
+}
+
+// Leaves stored through an arena read back intact after later transactions, committed or rolled
+// back, reused its memory, and the arena does reuse it.
+func TestArenaAcrossTransactions(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	var arena Arena
+	leaves := makeLeaves(0, 900, 700) // ~650 KiB a transaction: the arena grows past 64 KiB
+	var first *byte
+	store := func(batch []*trillian.LogLeaf, commit bool) {
+		t.Helper()
+		arena.Reset()
+		if first != nil && &arena.buf[:1][0] != first {
+			t.Fatal("the arena did not reuse its memory")
+		}
+		err := ls.db.Update(func(tx *bbolt.Tx) error {
+			// Two calls in one transaction: the second MUST NOT overwrite the first's leaves.
+			half := len(batch) / 2
+			for _, part := range [][]*trillian.LogLeaf{batch[:half], batch[half:]} {
+				if _, err := AddSequencedLeavesUnindexedTx(tx, testTree.TreeId, part, epoch, &arena); err != nil {
+					return err
+				}
+			}
+			if !commit {
+				return errors.New("roll back")
+			}
+			return nil
+		})
+		if commit && err != nil {
+			t.Fatal(err)
+		}
+		first = &arena.buf[:1][0]
+	}
+	store(leaves[:300], true)
+	store(leaves[300:600], true)
+	store(leaves[600:], false)
+	store(leaves[600:], true)
+	got, err := ls.ReadLeaves(ctx, testTreeID, 0, 1000)
+	if err != nil || len(got) != len(leaves) {
+		t.Fatalf("ReadLeaves = %d leaves, %v; want %d", len(got), err, len(leaves))
+	}
+	for i, l := range got {
+		if !sameLeaf(l, leaves[i]) || l.LeafIndex != int64(i) {
+			t.Fatalf("leaf %d differs", i)
 		}
 	}
 }
