@@ -24,7 +24,7 @@ var (
 	subIdent = []byte("ident") // LeafIdentityHash -> ref (see encodeSeqRef, encodeQueueRef)
 	subHash  = []byte("mhash") // MerkleLeafHash || index (8B BE) -> empty
 	subQueue = []byte("queue") // queue time (8B BE nanos) || LeafIdentityHash -> LogLeaf proto (LOG trees)
-	subRows  = []byte("rows")  // level (1B) || index>>8 (8B BE) -> a row of up to 256 node hashes (see rows.go)
+	subRows  = []byte("rows")  // level (1B) || index/128 (8B BE) -> a row of up to 128 node hashes (see rows.go)
 	subRoot  = []byte("root")  // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
 	subMeta  = []byte("meta")  // keyLatest -> LogRootV1 bytes
 	subRuns  = []byte("runs")  // sorted runs of index entries written by IndexLeavesTx (see runs.go)

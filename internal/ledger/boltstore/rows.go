@@ -12,23 +12,24 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Merkle nodes are stored in rows: the rowWidth nodes of one level whose indexes differ only in
-// their low 8 bits are one value, under rowKey. A row value is a presence bitmap (bit i of byte
-// i/8 for slot i, the node at index&255) followed by the hashes of slots 0..n-1, 32 bytes each,
-// where n-1 is the highest slot present; an absent slot below it is zeros.
+// Merkle nodes are stored in rows: the rowWidth (128) nodes of one level whose indexes differ
+// only in their low 7 bits are one value, under rowKey. A row value is a presence bitmap (bit i
+// of byte i/8 for slot i, the node at index%128) followed by the hashes of slots 0..n-1, 32 bytes
+// each, where n-1 is the highest slot present; an absent slot below it is zeros.
 //
 // The sequencer writes each level's nodes in index order, so a commit rewrites the last row of
-// each level it reaches (a few KiB) instead of putting each node under its own key: ~2 bbolt puts
-// per entry became ~1 per level and commit. A C2SP tile (level 8L, indexes 256N..256N+255) is
-// one row, read with one lookup.
+// each level it reaches (at most 4 KiB) instead of putting each node under its own key: ~2 bbolt
+// puts per entry became ~1 per level and commit. A C2SP tile (level 8L, indexes 256N..256N+255)
+// is two rows. Rows are no wider because bbolt puts at least two values on a page: two rows of
+// 256 (8 KiB each) overflowed a 16 KiB page, and every commit wrote two pages per level.
 const (
-	rowWidth   = 256
+	rowWidth   = 128
 	bitmapSize = rowWidth / 8
 	maxLevel   = 63 // the highest Merkle level of a tree of at most 2^63 leaves
 )
 
-// rowKey is the key of the row holding the node at (level, index): level (1 byte), then index>>8
-// (8 bytes big-endian).
+// rowKey is the key of the row holding the node at (level, index): level (1 byte), then
+// index/rowWidth (8 bytes big-endian).
 func rowKey(level uint, index uint64) [9]byte {
 	var k [9]byte
 	k[0] = byte(level)
