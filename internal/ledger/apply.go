@@ -60,7 +60,11 @@ func (l *Ledger) Apply(cmds []Command) [][]Result {
 	st := l.st
 	out := make([][]Result, len(cmds))
 	next, applied, boundary := l.next.Load(), l.applied.Load(), l.boundary.Load()
-	st.appending = &appending{from: next, at: map[Identity]uint64{}}
+	records := 0
+	for _, c := range cmds {
+		records += len(c.Records)
+	}
+	st.appending = &appending{from: next, at: make(map[Identity]uint64, records)}
 	defer func() { st.appending = nil }()
 	var integrated uint64
 	var stamp time.Time
