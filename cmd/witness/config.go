@@ -21,10 +21,17 @@ func readKey(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// maxProposeWorkers bounds propose_workers: each is a batch in flight, and a batch holds up to
+// 4 MiB of submissions.
+const maxProposeWorkers = 64
+
 // nodeConfig turns the file configuration into the node's typed configuration: keys read and
 // checked, the policy parsed, and this node's keys found in it.
 func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 	var cfg node.Config
+	if fc.ProposeWorkers < 0 || fc.ProposeWorkers > maxProposeWorkers {
+		return cfg, fmt.Errorf("propose_workers %d: want 1 to %d, or 0 for the default", fc.ProposeWorkers, maxProposeWorkers)
+	}
 	logSkey, err := readKey(fc.LogKey)
 	if err != nil {
 		return cfg, fmt.Errorf("log key: %w", err)
@@ -63,7 +70,7 @@ func (fc *fileConfig) nodeConfig(log *slog.Logger) (node.Config, error) {
 		Name: fc.Name, Origin: fc.Origin, DataDir: fc.DataDir, HTTPAddr: fc.HTTPAddr, RaftAddr: fc.RaftAddr, RaftBind: fc.RaftBind,
 		LogSigner: logSigner, LogVerifiers: policy.LogVerifiers(), WitnessSkey: witSkey, WitnessKey: witPriv,
 		Witnesses: policy.WitnessVerifiers(), Quorum: policy, CheckpointInterval: fc.CheckpointInterval,
-		MaxRequestBytes: fc.MaxRequestBytes, QueueDepth: fc.QueueDepth, Logger: log,
+		MaxRequestBytes: fc.MaxRequestBytes, QueueDepth: fc.QueueDepth, ProposeWorkers: fc.ProposeWorkers, Logger: log,
 	}
 	if fc.Membership != "" {
 		genesis, err := os.ReadFile(fc.Membership)

@@ -39,6 +39,7 @@ type fileConfig struct {
 	LogLevel           string        `mapstructure:"log_level" yaml:"log_level,omitempty"`
 	MaxRequestBytes    int64         `mapstructure:"max_request_bytes" yaml:"max_request_bytes,omitempty"`
 	QueueDepth         int           `mapstructure:"queue_depth" yaml:"queue_depth,omitempty"`
+	ProposeWorkers     int           `mapstructure:"propose_workers" yaml:"propose_workers,omitempty"`
 	SnapshotThreshold  uint64        `mapstructure:"snapshot_threshold" yaml:"snapshot_threshold,omitempty"`
 	TrailingLogs       uint64        `mapstructure:"trailing_logs" yaml:"trailing_logs,omitempty"`
 	ElectionTimeout    time.Duration `mapstructure:"election_timeout" yaml:"election_timeout,omitempty"`
@@ -84,7 +85,7 @@ func loadConfig(args []string) (*fileConfig, error) {
 	v.SetEnvPrefix("WITNESS")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
-	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "join", "log_level", "max_request_bytes", "queue_depth", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
+	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "join", "log_level", "max_request_bytes", "queue_depth", "propose_workers", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
 		_ = v.BindEnv(k)
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
