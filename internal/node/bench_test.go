@@ -102,6 +102,12 @@ func reportAppend(b *testing.B, tn *testNet, start mark, lat *latencies, failed 
 	}
 }
 
+// benchClient is the load generator's HTTP client: conns connections per node, and a deadline on
+// every request, so that a stuck request fails the benchmark instead of hanging it.
+func benchClient(conns int) *http.Client {
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
+}
+
 func submit(client *http.Client, url string, body []byte) error {
 	resp, err := client.Post(url+"/v1/entries", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -121,7 +127,7 @@ func submit(client *http.Client, url string, body []byte) error {
 func BenchmarkAppend3Nodes(b *testing.B) {
 	tn := benchNet(b)
 	bodies := entryBodies(b, b.N)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
+	client := benchClient(benchClients)
 	var lat latencies
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -158,7 +164,7 @@ func BenchmarkAppend3NodesAtRate(b *testing.B) {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			tn := benchNet(b)
 			bodies := entryBodies(b, b.N)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+			client := benchClient(256)
 			var lat latencies
 			var failed atomic.Int64
 			interval := time.Second / time.Duration(rate)
@@ -198,7 +204,7 @@ const benchClients = 256
 func BenchmarkAppend3NodesBatched(b *testing.B) {
 	const clients, per = 12, 200
 	tn := benchNet(b)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	client := benchClient(clients)
 	if failed := postBatches(tn, client, entryBodies(b, benchWarmUp), clients, per, &latencies{}); failed > 0 {
 		b.Fatalf("%d submissions failed while warming up", failed)
 	}
