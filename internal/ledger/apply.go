@@ -153,7 +153,15 @@ func (st *store) integrateTx(tx *bbolt.Tx, target uint64, stamp time.Time, batch
 		return 0, err
 	}
 	size, prev := root.TreeSize, int64(root.TimestampNanos)
-	logs := boltstore.StorageInTx(tx)
+	// The sequencer reads the hashes of the entries this transaction appended from memory.
+	seen := st.appending
+	logs := boltstore.StorageInTxKnowing(tx, func(index int64) (merkle, identity []byte, ok bool) {
+		if seen == nil || index < int64(seen.from) || index-int64(seen.from) >= int64(len(seen.ids)) {
+			return nil, nil, false
+		}
+		i := index - int64(seen.from)
+		return seen.merkle[i][:], seen.ids[i][:], true
+	})
 	for size < target {
 		at := stamp
 		if at.UnixNano() <= prev {

@@ -147,8 +147,13 @@ func run(ctx context.Context, lt *logTX, err error, f storage.LogTXFunc) error {
 // A ReadWriteTransaction that returns an error may have written part of its work into tx: the
 // caller MUST then roll tx back.
 type InTx struct {
-	tx *bbolt.Tx
+	tx    *bbolt.Tx
+	known LeafHashes // nil: every leaf is read from tx
 }
+
+// LeafHashes gives the Merkle leaf hash and identity hash of a leaf the caller stored in the
+// transaction, by index, or ok false for a leaf it does not have at hand.
+type LeafHashes func(index int64) (merkle, identity []byte, ok bool)
 
 var _ storage.LogStorage = InTx{}
 
@@ -157,6 +162,11 @@ var ErrInTx = errors.New("boltstore: only ReadWriteTransaction runs inside a cal
 
 // StorageInTx returns the log storage inside tx, a writable transaction.
 func StorageInTx(tx *bbolt.Tx) InTx { return InTx{tx: tx} }
+
+// StorageInTxKnowing is StorageInTx for a caller that has the hashes of leaves it stored in tx
+// at hand: the sequencer takes those from known instead of reading the stored leaves back. The
+// hashes known gives MUST be those of the leaves stored in tx at those indexes.
+func StorageInTxKnowing(tx *bbolt.Tx, known LeafHashes) InTx { return InTx{tx: tx, known: known} }
 
 // ReadWriteTransaction runs f on tx. Commit marks f's work done without committing tx; Close
 // undoes nothing (see InTx).
@@ -169,7 +179,7 @@ func (s InTx) ReadWriteTransaction(ctx context.Context, tree *trillian.Tree, f s
 	}
 	lt, err := beginOn(s.tx, tree)
 	if lt != nil {
-		lt.borrowed = true
+		lt.borrowed, lt.known = true, s.known
 	}
 	return run(ctx, lt, err, f)
 }

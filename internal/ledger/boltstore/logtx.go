@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var _ storage.LogTreeTX = (*logTX)(nil)
@@ -31,6 +32,7 @@ type logTX struct {
 	rawRoot  []byte          // nil if the tree has no root yet
 	dequeued map[string]bool // identity hashes handed out by DequeueLeaves (LOG trees)
 	borrowed bool            // tx is the caller's (InTx): Commit and Close leave it open
+	known    LeafHashes      // with borrowed, the hashes of leaves the caller stored (may be nil)
 }
 
 func (t *logTX) Commit(context.Context) error {
@@ -206,8 +208,27 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 	}
 	if t.treeType == trillian.TreeType_PREORDERED_LOG {
 		if t.borrowed {
-			// Inside a caller's transaction only Trillian's sequencer runs (InTx).
-			return contiguousHashes(t.tb, int64(t.root.TreeSize), int64(limit), int64(t.root.TreeSize))
+			// Inside a caller's transaction only Trillian's sequencer runs (InTx): it reads a
+			// leaf's index and hashes, from the caller where it has them.
+			start, size := int64(t.root.TreeSize), int64(t.root.TreeSize)
+			var out []*trillian.LogLeaf
+			zero := &timestamppb.Timestamp{} // read only: the sequencer replaces IntegrateTimestamp
+			for ; t.known != nil && len(out) < limit; start++ {
+				merkle, identity, ok := t.known(start)
+				if !ok {
+					break
+				}
+				if out == nil {
+					out = make([]*trillian.LogLeaf, 0, min(limit, 1024))
+				}
+				out = append(out, &trillian.LogLeaf{LeafIndex: start, MerkleLeafHash: merkle, LeafIdentityHash: identity,
+					QueueTimestamp: zero, IntegrateTimestamp: zero})
+			}
+			if len(out) == limit {
+				return out, nil
+			}
+			rest, err := contiguousHashes(t.tb, start, int64(limit-len(out)), size)
+			return append(out, rest...), err
 		}
 		return contiguousLeaves(t.tb, int64(t.root.TreeSize), int64(limit), int64(t.root.TreeSize))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -547,5 +548,83 @@ func TestArenaAcrossTransactions(t *testing.T) {
 		if !sameLeaf(l, leaves[i]) || l.LeafIndex != int64(i) {
 			t.Fatalf("leaf %d differs", i)
 		}
+	}
+}
+
+// Inside a caller's transaction the sequencer takes the hashes the caller has at hand, from the
+// tree size on, and reads the leaves that follow them: what it dequeues, and the tree it builds,
+// are those of the stored leaves.
+func TestInTxKnowing(t *testing.T) {
+	ls, _ := newTestTree(t)
+	ctx := context.Background()
+	tlog.InitMetrics(nil)
+	leaves := makeLeaves(0, 10, 100)
+	if _, err := ls.AddSequencedLeaves(ctx, testTree, leaves, epoch); err != nil {
+		t.Fatal(err)
+	}
+	var asked []int64
+	knowing := func(lo, hi int64) LeafHashes {
+		return func(index int64) ([]byte, []byte, bool) {
+			asked = append(asked, index)
+			if index < lo || index > hi {
+				return nil, nil, false
+			}
+			return leaves[index].MerkleLeafHash, leaves[index].LeafIdentityHash, true
+		}
+	}
+	for _, c := range []struct {
+		lo, hi    int64
+		limit     int
+		wantAsked []int64
+	}{
+		{0, 6, 3, []int64{0, 1, 2}},                 // all at hand
+		{0, 6, 20, []int64{0, 1, 2, 3, 4, 5, 6, 7}}, // 0..6 at hand, 7..9 read
+		{2, 6, 20, []int64{0}},                      // none from the tree size on: all read
+	} {
+		asked = nil
+		err := ls.db.Update(func(tx *bbolt.Tx) error {
+			return StorageInTxKnowing(tx, knowing(c.lo, c.hi)).ReadWriteTransaction(ctx, testTree, func(ctx context.Context, ltx storage.LogTreeTX) error {
+				got, err := ltx.DequeueLeaves(ctx, c.limit, epoch)
+				if err != nil {
+					return err
+				}
+				if len(got) != min(c.limit, len(leaves)) {
+					t.Fatalf("%+v: dequeued %d leaves", c, len(got))
+				}
+				for i, l := range got {
+					w := leaves[i]
+					if l.LeafIndex != w.LeafIndex || !bytes.Equal(l.MerkleLeafHash, w.MerkleLeafHash) || !bytes.Equal(l.LeafIdentityHash, w.LeafIdentityHash) {
+						t.Fatalf("%+v: leaf %d differs", c, i)
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(asked, c.wantAsked) {
+			t.Errorf("%+v: the caller was asked for %v", c, asked)
+		}
+	}
+	ts := clock.NewFake(epoch.Add(time.Second))
+	err := ls.db.Update(func(tx *bbolt.Tx) error {
+		n, err := tlog.IntegrateBatch(ctx, testTree, 4, 0, 0, ts, StorageInTxKnowing(tx, knowing(0, 6)), quota.Noop())
+		if err != nil || n != 4 {
+			t.Fatalf("IntegrateBatch = %d, %v; want 4", n, err)
+		}
+		ts.Set(ts.Now().Add(time.Second))
+		n, err = tlog.IntegrateBatch(ctx, testTree, 100, 0, 0, ts, StorageInTxKnowing(tx, knowing(0, 6)), quota.Noop())
+		if err != nil || n != 6 {
+			t.Fatalf("IntegrateBatch = %d, %v; want 6", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wantRoot := wantNodes(leaves)
+	if r, err := ls.LatestRoot(testTree.TreeId); err != nil || r.TreeSize != 10 || !bytes.Equal(r.RootHash, wantRoot) {
+		t.Fatalf("root = %+v, %v; want size 10 and %x", r, err, wantRoot)
 	}
 }
