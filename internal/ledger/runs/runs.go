@@ -251,14 +251,28 @@ func checkUnique(rs Records, unique bool) error {
 	return nil
 }
 
-// merge merges sorted runs into one.
-func merge(parts []Records, unique bool) (Records, error) {
+// merge merges sorted runs, each given as its chunks in order, into one.
+func merge(parts [][]Records, unique bool) (Records, error) {
 	n := 0
 	for _, p := range parts {
-		n += len(p)
+		for _, c := range p {
+			n += len(c)
+		}
 	}
 	out := make(Records, 0, n)
-	heads := slices.Clone(parts)
+	heads := make([]Records, len(parts)) // each part's next records, in its current chunk
+	rest := make([][]Records, len(parts))
+	for i, p := range parts {
+		rest[i] = p
+	}
+	next := func(i int) {
+		for len(heads[i]) == 0 && len(rest[i]) > 0 {
+			heads[i], rest[i] = rest[i][0], rest[i][1:]
+		}
+	}
+	for i := range parts {
+		next(i)
+	}
 	for {
 		lo := -1
 		for i, h := range heads {
@@ -271,22 +285,27 @@ func merge(parts []Records, unique bool) (Records, error) {
 		}
 		out = append(out, heads[lo][:recordSize]...)
 		heads[lo] = heads[lo][recordSize:]
+		next(lo)
 	}
 	return out, checkUnique(out, unique)
 }
 
-// read copies a run's records out of the transaction.
-func read(b *bbolt.Bucket, h header) (Records, error) {
-	out := make(Records, 0, h.records*recordSize)
+// read returns a run's chunks as the transaction holds them, without copying: they stay valid
+// until the transaction commits or rolls back, even once deleted (bbolt frees their pages for
+// later transactions only), and MUST NOT be modified.
+func read(b *bbolt.Bucket, h header) ([]Records, error) {
+	out := make([]Records, 0, h.chunks)
+	n := 0
 	for c := range h.chunks {
 		v := b.Get(chunkKey(h.kind, h.start, c))
 		if len(v) == 0 || len(v)%recordSize != 0 {
 			return nil, fmt.Errorf("%w: run %c %d chunk %d of %d bytes", ErrCorrupt, h.kind, h.start, c, len(v))
 		}
-		out = append(out, v...)
+		out = append(out, Records(v))
+		n += len(v) / recordSize
 	}
-	if out.Len() != h.records {
-		return nil, fmt.Errorf("%w: run %c %d holds %d records, its header says %d", ErrCorrupt, h.kind, h.start, out.Len(), h.records)
+	if n != h.records {
+		return nil, fmt.Errorf("%w: run %c %d holds %d records, its header says %d", ErrCorrupt, h.kind, h.start, n, h.records)
 	}
 	return out, nil
 }
@@ -374,19 +393,21 @@ func Add(b *bbolt.Bucket, kind byte, start, end int64, rs Records, unique bool) 
 			break
 		}
 		older := hs[len(hs)-n:]
-		parts := make([]Records, 0, n+1)
+		parts := make([][]Records, 0, n+1)
 		for _, h := range older {
 			old, err := read(b, h)
 			if err != nil {
 				return err
 			}
+			parts = append(parts, old)
+		}
+		if rs, err = merge(append(parts, []Records{rs}), unique); err != nil {
+			return err
+		}
+		for _, h := range older {
 			if err := remove(b, h); err != nil {
 				return err
 			}
-			parts = append(parts, old)
-		}
-		if rs, err = merge(append(parts, rs), unique); err != nil {
-			return err
 		}
 		start, hs = older[0].start, hs[:len(hs)-n]
 	}
