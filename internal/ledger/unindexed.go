@@ -158,28 +158,40 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 	if n := st.unindexed.held(); n == 0 || n < atLeast {
 		return false, nil
 	}
-	var to uint64
+	// The identity index is written in a transaction of its own, then the Merkle hash index, the
+	// terms and the mark of what is indexed. At the largest merges (about a million entries) a
+	// kind's new runs, and bbolt's pages for them, are held until the commit: committing the
+	// kinds apart halves what is held at once. A crash between the two loses nothing: each
+	// index resumes where it stopped (boltstore.IndexHashesTx).
+	var from, to uint64
+	index := func(tx *bbolt.Tx, kinds boltstore.IndexKinds) error {
+		// The hashes of the entries Apply stored are at hand; the leaves are read back only
+		// if they are not.
+		if ids, merkles, ok := st.unindexed.hashes(from, to); ok {
+			return boltstore.IndexHashesTx(tx, st.tree.TreeId, int64(from), ids, merkles, kinds)
+		}
+		return boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to), kinds)
+	}
 	err := st.db.Update(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
-		from := getU64(m.Get(keyIndexed))
+		from = getU64(m.Get(keyIndexed))
 		var err error
 		if to, err = termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch)); err != nil || to <= from {
 			return err
 		}
-		// The hashes of the entries Apply stored are at hand; the leaves are read back only
-		// if they are not.
-		if ids, merkles, ok := st.unindexed.hashes(from, to); ok {
-			if err := boltstore.IndexHashesTx(tx, st.tree.TreeId, int64(from), ids, merkles); err != nil {
+		return index(tx, boltstore.IndexIdentities)
+	})
+	if err == nil && to > from {
+		err = st.db.Update(func(tx *bbolt.Tx) error {
+			if err := index(tx, boltstore.IndexMerkleHashes); err != nil {
 				return err
 			}
-		} else if err := boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to)); err != nil {
-			return err
-		}
-		if err := indexTerms(tx, from, to); err != nil {
-			return err
-		}
-		return m.Put(keyIndexed, u64(to))
-	})
+			if err := indexTerms(tx, from, to); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(keyIndexed, u64(to))
+		})
+	}
 	if err != nil {
 		return false, fmt.Errorf("index entries: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/witnessnet/witnessnet/internal/ledger/boltstore"
 	"go.etcd.io/bbolt"
 )
 
@@ -114,4 +115,53 @@ func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
 		t.Fatalf("old state.db: indexed %d, %d held", n, l.st.unindexed.held())
 	}
 	check(l, 151)
+}
+
+// The index step writes the identity index and the Merkle hash index in two transactions. A
+// crash between them leaves the identities indexed and the rest not: after the restart the step
+// completes the Merkle hash index without indexing an identity twice, and everything is found.
+func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	l, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Apply([]Command{entries(t, 1, 0, 150)})
+	ids, merkles, ok := l.st.unindexed.hashes(0, 150)
+	if !ok {
+		t.Fatal("hashes not at hand")
+	}
+	// The first of the step's two transactions, and no second.
+	err = l.st.db.Update(func(tx *bbolt.Tx) error {
+		return boltstore.IndexHashesTx(tx, l.st.tree.TreeId, 0, ids, merkles, boltstore.IndexIdentities)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openTest(t, path, nil)
+	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < 150 || l.st.unindexed.held() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("indexed %d of 150, %d identities still held", indexedCount(t, l), l.st.unindexed.held())
+		}
+	}
+	for _, i := range []int{0, 57, 149} {
+		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
+			t.Fatalf("lookup %d: %d %v", i, idx, err)
+		}
+		var rec Record
+		_ = rec.UnmarshalBinary(record(t, i))
+		resp, err := l.st.srv.GetInclusionProofByHash(context.Background(), &trillian.GetInclusionProofByHashRequest{
+			LogId: l.st.tree.TreeId, LeafHash: rfc6962.DefaultHasher.HashLeaf(rec.Leaf), TreeSize: 150,
+		})
+		if err != nil || len(resp.Proof) != 1 || resp.Proof[0].LeafIndex != int64(i) {
+			t.Fatalf("leaf %d by Merkle hash: %v, %v", i, resp, err)
+		}
+	}
+	if r := l.Apply([]Command{entries(t, 2, 149, 2)}); !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
+		t.Fatalf("dedup after the restart: %+v", r[0])
+	}
 }

@@ -445,10 +445,19 @@ func givenHashes(base int64, identities, merkles [][]byte) leafHashesFrom {
 	}
 }
 
-// indexLeaves writes the identity and Merkle hash index entries of the leaves [from, to) as
-// sorted runs, their hashes read with hashesOf. Leaves below the end of the last range indexed
+// IndexKinds selects the indexes IndexLeavesTx and IndexHashesTx write.
+type IndexKinds uint8
+
+const (
+	IndexIdentities   IndexKinds = 1 << iota // LeafIdentityHash -> leaf index, unique
+	IndexMerkleHashes                        // MerkleLeafHash -> leaf index
+	IndexAll          = IndexIdentities | IndexMerkleHashes
+)
+
+// indexLeaves writes the index entries of kinds for the leaves [from, to) as sorted runs, their
+// hashes read with hashesOf. For each kind, leaves below the end of the last range it indexed
 // count as indexed.
-func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, hashesOf leafHashesFrom) error {
+func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, hashesOf leafHashesFrom, kinds IndexKinds) error {
 	if tb.runs == nil {
 		b, err := tx.Bucket(treeBucketName(treeID)).CreateBucket(subRuns)
 		if err != nil {
@@ -456,16 +465,25 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, ha
 		}
 		tb.runs = b
 	}
-	done, err := runs.End(tb.runs, runHash)
+	identFrom, err := indexFrom(tb.runs, runIdent, from, to, kinds&IndexIdentities != 0)
 	if err != nil {
 		return err
 	}
-	from = max(from, done)
+	hashFrom, err := indexFrom(tb.runs, runHash, from, to, kinds&IndexMerkleHashes != 0)
+	if err != nil {
+		return err
+	}
+	from = min(identFrom, hashFrom)
 	if from >= to {
 		return nil
 	}
-	idents := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
-	hashes := make(runs.Records, 0, (to-from)*(runs.HashSize+8))
+	var idents, hashes runs.Records
+	if identFrom < to {
+		idents = make(runs.Records, 0, (to-identFrom)*(runs.HashSize+8))
+	}
+	if hashFrom < to {
+		hashes = make(runs.Records, 0, (to-hashFrom)*(runs.HashSize+8))
+	}
 	legacy := newLegacy(tb.ident)
 	err = hashesOf(from, to, func(idx int64, merkle, identity []byte) error {
 		// A leaf stored with AddSequencedLeavesTx is in the B+tree indexes already.
@@ -475,37 +493,60 @@ func indexLeaves(tx *bbolt.Tx, treeID int64, tb *treeBuckets, from, to int64, ha
 			}
 			return nil
 		}
-		idents.Append(identity, uint64(idx))
-		hashes.Append(merkle, uint64(idx))
+		if idx >= identFrom {
+			idents.Append(identity, uint64(idx))
+		}
+		if idx >= hashFrom {
+			hashes.Append(merkle, uint64(idx))
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx refuses it.
-	older, err := runs.Open(tb.runs, runIdent)
+	if identFrom < to {
+		// An identity already indexed at another leaf is refused, as AddSequencedLeavesTx
+		// refuses it.
+		older, err := runs.Open(tb.runs, runIdent)
+		if err != nil {
+			return err
+		}
+		for i := range idents.Len() {
+			for j := range older {
+				at := uint64(0)
+				found, err := older[j].Find(idents.Hash(i), 0, func(idx uint64) bool { at = idx; return false })
+				if err != nil {
+					return err
+				}
+				if found {
+					return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at leaf %d", idents.Hash(i), at)
+				}
+			}
+		}
+		if err := runs.Add(tb.runs, runIdent, identFrom, to, idents, true); err != nil {
+			if errors.Is(err, runs.ErrDuplicate) {
+				return status.Errorf(codes.FailedPrecondition, "%v", err)
+			}
+			return err
+		}
+	}
+	if hashFrom < to {
+		return runs.Add(tb.runs, runHash, hashFrom, to, hashes, false)
+	}
+	return nil
+}
+
+// indexFrom is where indexing kind resumes for the leaves [from, to): past what it already
+// covers, or to if the kind is not wanted.
+func indexFrom(b *bbolt.Bucket, kind byte, from, to int64, wanted bool) (int64, error) {
+	if !wanted {
+		return to, nil
+	}
+	done, err := runs.End(b, kind)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for i := range idents.Len() {
-		for j := range older {
-			at := uint64(0)
-			found, err := older[j].Find(idents.Hash(i), 0, func(idx uint64) bool { at = idx; return false })
-			if err != nil {
-				return err
-			}
-			if found {
-				return status.Errorf(codes.FailedPrecondition, "leaf identity %x is indexed at leaf %d", idents.Hash(i), at)
-			}
-		}
-	}
-	if err := runs.Add(tb.runs, runIdent, from, to, idents, true); err != nil {
-		if errors.Is(err, runs.ErrDuplicate) {
-			return status.Errorf(codes.FailedPrecondition, "%v", err)
-		}
-		return err
-	}
-	return runs.Add(tb.runs, runHash, from, to, hashes, false)
+	return max(from, done), nil
 }
 
 // findInRuns returns the indexes of the leaves whose kind hash is h, in the tree's runs.

@@ -274,20 +274,22 @@ func AddSequencedLeavesUnindexedTx(tx *bbolt.Tx, treeID int64, leaves []*trillia
 // runs (see runs.go): the cost per leaf grows with the logarithm of the tree's size, where
 // entries put one by one into a B+tree dirty a page each. Ranges are indexed in increasing
 // order: leaves below the end of the last range indexed count as indexed, so indexing them again
-// does nothing. A missing leaf, or an identity hash indexed at another leaf, is an error.
-func IndexLeavesTx(tx *bbolt.Tx, treeID int64, from, to int64) error {
+// does nothing. A missing leaf, or an identity hash indexed at another leaf, is an error. kinds
+// says which of the two indexes to write: a caller may write them in separate transactions,
+// since each index resumes where it stopped.
+func IndexLeavesTx(tx *bbolt.Tx, treeID int64, from, to int64, kinds IndexKinds) error {
 	tb, err := openTree(tx, treeID)
 	if err != nil {
 		return err
 	}
-	return indexLeaves(tx, treeID, tb, from, to, storedHashes(tb))
+	return indexLeaves(tx, treeID, tb, from, to, storedHashes(tb), kinds)
 }
 
 // IndexHashesTx is IndexLeavesTx for a caller that kept the hashes of the leaves it stored: it
 // indexes the leaves [from, from+len(identities)) under identities[i] and merkles[i], which MUST
 // be the identity and Merkle leaf hashes of leaf from+i, without reading the leaves back (they
 // are most of what the file holds, and indexing would otherwise read each page of them again).
-func IndexHashesTx(tx *bbolt.Tx, treeID int64, from int64, identities, merkles [][]byte) error {
+func IndexHashesTx(tx *bbolt.Tx, treeID int64, from int64, identities, merkles [][]byte, kinds IndexKinds) error {
 	if len(identities) != len(merkles) {
 		return status.Errorf(codes.InvalidArgument, "%d identity hashes and %d Merkle leaf hashes", len(identities), len(merkles))
 	}
@@ -295,7 +297,7 @@ func IndexHashesTx(tx *bbolt.Tx, treeID int64, from int64, identities, merkles [
 	if err != nil {
 		return err
 	}
-	return indexLeaves(tx, treeID, tb, from, from+int64(len(identities)), givenHashes(from, identities, merkles))
+	return indexLeaves(tx, treeID, tb, from, from+int64(len(identities)), givenHashes(from, identities, merkles), kinds)
 }
 
 // LeafHashesTx returns the identity and Merkle leaf hashes of the sequenced leaves [from, to), in

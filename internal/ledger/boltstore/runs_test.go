@@ -20,7 +20,8 @@ import (
 )
 
 // Lookups by identity and by Merkle hash answer what a map of the indexed leaves answers, after
-// every call to IndexLeavesTx or IndexHashesTx (in turn, at random), including Merkle hashes
+// every call to IndexLeavesTx or IndexHashesTx (in turn, at random, for both indexes at once or
+// one at a time), including Merkle hashes
 // shared by several leaves, and the number of runs stays logarithmic (package runs tests chunk
 // boundaries and the merge limit).
 func TestRunsMatchModel(t *testing.T) {
@@ -29,7 +30,7 @@ func TestRunsMatchModel(t *testing.T) {
 	id := testTree.TreeId
 	rng := rand.New(rand.NewPCG(1, 2))
 	var leaves []*trillian.LogLeaf
-	indexed := 0
+	indexedID, indexedHash := 0, 0 // each index covers the leaves below
 	for step := range 80 {
 		batch := makeLeaves(int64(len(leaves)), int64(1+rng.IntN(9)), 40)
 		for _, l := range batch {
@@ -46,20 +47,32 @@ func TestRunsMatchModel(t *testing.T) {
 		}
 		leaves = append(leaves, batch...)
 		to := len(leaves) - rng.IntN(len(batch)) // sometimes leave the newest unindexed
-		index := func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, int64(indexed), int64(to)) }
-		if rng.IntN(2) == 0 {
-			// From a little before what is indexed already, which counts as indexed.
-			from := max(0, indexed-rng.IntN(3))
-			var idents, merkles [][]byte
-			for _, l := range leaves[from:to] {
-				idents, merkles = append(idents, l.LeafIdentityHash), append(merkles, l.MerkleLeafHash)
+		// Both kinds in one transaction, in two (either order), or one of them only, as a
+		// crash between the two transactions leaves it; each kind resumes where it stopped.
+		kinds := [][]IndexKinds{{IndexAll}, {IndexIdentities, IndexMerkleHashes}, {IndexMerkleHashes, IndexIdentities},
+			{IndexIdentities}, {IndexMerkleHashes}}[rng.IntN(5)]
+		lo := min(indexedID, indexedHash)
+		for _, k := range kinds {
+			index := func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, int64(lo), int64(to), k) }
+			if rng.IntN(2) == 0 {
+				// From a little before what is indexed already, which counts as indexed.
+				from := max(0, lo-rng.IntN(3))
+				var idents, merkles [][]byte
+				for _, l := range leaves[from:to] {
+					idents, merkles = append(idents, l.LeafIdentityHash), append(merkles, l.MerkleLeafHash)
+				}
+				index = func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, int64(from), idents, merkles, k) }
 			}
-			index = func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, int64(from), idents, merkles) }
+			if err := ls.db.Update(index); err != nil {
+				t.Fatalf("step %d: index %b [%d, %d): %v", step, k, lo, to, err)
+			}
+			if k&IndexIdentities != 0 {
+				indexedID = to
+			}
+			if k&IndexMerkleHashes != 0 {
+				indexedHash = to
+			}
 		}
-		if err := ls.db.Update(index); err != nil {
-			t.Fatalf("step %d: index [%d, %d): %v", step, indexed, to, err)
-		}
-		indexed = to
 
 		hashes := make([][]byte, 0, len(leaves)+1)
 		for _, l := range leaves {
@@ -84,25 +97,27 @@ func TestRunsMatchModel(t *testing.T) {
 		}
 		for i, idx := range got {
 			want := int64(-1)
-			if i < indexed {
+			if i < indexedID {
 				want = int64(i)
 			}
 			if idx != want {
-				t.Fatalf("step %d: identity of leaf %d (of %d, %d indexed) found at %d", step, i, len(hashes), indexed, idx)
+				t.Fatalf("step %d: identity of leaf %d (of %d, %d indexed) found at %d", step, i, len(hashes), indexedID, idx)
 			}
 		}
-		if limit := bits.Len(uint(indexed)) + 1; len(open) > limit {
-			t.Errorf("step %d: %d runs for %d leaves", step, len(open), indexed)
+		if limit := bits.Len(uint(indexedID)) + 1; len(open) > limit {
+			t.Errorf("step %d: %d runs for %d leaves", step, len(open), indexedID)
 		}
 
+		// A snapshot left open would hold db.Close, and the test, forever: close it on failure.
 		tx, err := ls.SnapshotForTree(ctx, testTree)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { tx.Close() })
 		for range 5 {
 			h := leaves[rng.IntN(len(leaves))].MerkleLeafHash
 			var want []int64
-			for i, l := range leaves[:indexed] {
+			for i, l := range leaves[:indexedHash] {
 				if string(l.MerkleLeafHash) == string(h) {
 					want = append(want, int64(i))
 				}
@@ -138,7 +153,7 @@ func TestRunsBesideBTreeIndexes(t *testing.T) {
 		if _, err := AddSequencedLeavesUnindexedTx(tx, id, leaves[5:10], epoch, nil); err != nil {
 			return err
 		}
-		return IndexLeavesTx(tx, id, 0, 10)
+		return IndexLeavesTx(tx, id, 0, 10, IndexAll)
 	}); err != nil {
 		t.Fatalf("indexing leaves some of which the B+trees hold: %v", err)
 	}
@@ -184,7 +199,7 @@ func TestRunsBesideBTreeIndexes(t *testing.T) {
 		if _, err := AddSequencedLeavesUnindexedTx(tx, id, []*trillian.LogLeaf{twin}, epoch, nil); err != nil {
 			return err
 		}
-		return IndexLeavesTx(tx, id, 10, 11)
+		return IndexLeavesTx(tx, id, 10, 11, IndexAll)
 	}); err == nil {
 		t.Fatal("indexed a leaf whose identity the B+tree index holds at another leaf")
 	}
@@ -207,7 +222,7 @@ func TestIndexHashesRefused(t *testing.T) {
 		"lengths differ": {[][]byte{h(leaves[0]), h(leaves[1])}, [][]byte{m(leaves[0])}},
 		"short hash":     {[][]byte{h(leaves[0]), h(leaves[1])[:31]}, [][]byte{m(leaves[0]), m(leaves[1])}},
 	} {
-		err := ls.db.Update(func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, 0, c.idents, c.merkles) })
+		err := ls.db.Update(func(tx *bbolt.Tx) error { return IndexHashesTx(tx, id, 0, c.idents, c.merkles, IndexAll) })
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
 		}

@@ -244,7 +244,7 @@ func TestIndexLeavesLater(t *testing.T) {
 		t.Fatalf("before indexing: %d by hash, identities at %v", n, ix)
 	}
 	index := func(from, to int64) error {
-		return ls.db.Update(func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, from, to) })
+		return ls.db.Update(func(tx *bbolt.Tx) error { return IndexLeavesTx(tx, id, from, to, IndexAll) })
 	}
 	if err := index(0, 2); err != nil {
 		t.Fatal(err)
