@@ -27,6 +27,7 @@ package runs
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -226,15 +227,26 @@ func (r *Run) Find(h []byte, from uint64, fn func(index uint64) bool) (stopped b
 }
 
 // sortRecords sorts records and, for an index of unique hashes, refuses a hash twice.
+// Records are sorted by their first 8 bytes held beside their position, so that most
+// comparisons touch neither record; only equal prefixes compare the records themselves.
 func sortRecords(rs Records, unique bool) (Records, error) {
-	idx := make([]int, rs.Len())
-	for i := range idx {
-		idx[i] = i
+	type key struct {
+		prefix uint64
+		i      int
 	}
-	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(rs.at(a), rs.at(b)) })
+	keys := make([]key, rs.Len())
+	for i := range keys {
+		keys[i] = key{binary.BigEndian.Uint64(rs.at(i)), i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return bytes.Compare(rs.at(a.i), rs.at(b.i))
+	})
 	out := make(Records, 0, len(rs))
-	for _, i := range idx {
-		out = append(out, rs.at(i)...)
+	for _, k := range keys {
+		out = append(out, rs.at(k.i)...)
 	}
 	return out, checkUnique(out, unique)
 }

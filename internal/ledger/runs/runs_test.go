@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -217,5 +218,58 @@ func TestMergeFanIn(t *testing.T) {
 			}
 			t.Logf("%d records, each written %.2f times; at most %d runs", next, float64(written)/float64(next), most)
 		})
+	}
+}
+
+// BenchmarkSortRecords sorts the records of one index step (4,096 entries) by hash.
+func BenchmarkSortRecords(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var rs Records
+	for i := range 4096 {
+		h := make([]byte, HashSize)
+		for j := range h {
+			h[j] = byte(rng.Uint32())
+		}
+		rs.Append(h, uint64(i))
+	}
+	for b.Loop() {
+		if _, err := sortRecords(rs, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// sortRecords orders records by hash, then index, whatever their first bytes share.
+func TestSortRecordsOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var rs Records
+	for i := range 2000 {
+		h := make([]byte, HashSize)
+		switch i % 4 {
+		case 0: // random
+			for j := range h {
+				h[j] = byte(rng.Uint32())
+			}
+		case 1: // the first 8 bytes shared with others, differing after
+			h[9] = byte(rng.Uint32())
+			h[31] = byte(i)
+		default: // one of a few hashes, repeated at many indexes
+			h[0] = byte(rng.IntN(3))
+		}
+		rs.Append(h, uint64(rng.IntN(1<<20)))
+	}
+	got, err := sortRecords(rs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([][]byte, rs.Len())
+	for i := range want {
+		want[i] = rs.at(i)
+	}
+	slices.SortFunc(want, bytes.Compare)
+	for i := range want {
+		if !bytes.Equal(got.at(i), want[i]) {
+			t.Fatalf("record %d: %x, want %x", i, got.at(i), want[i])
+		}
 	}
 }
