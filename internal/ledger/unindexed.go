@@ -164,10 +164,12 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 	// kinds apart halves what is held at once. A crash between the two loses nothing: each
 	// index resumes where it stopped (boltstore.IndexHashesTx).
 	var from, to uint64
+	var ids, merkles [][]byte
+	var atHand bool
 	index := func(tx *bbolt.Tx, kinds boltstore.IndexKinds) error {
 		// The hashes of the entries Apply stored are at hand; the leaves are read back only
 		// if they are not.
-		if ids, merkles, ok := st.unindexed.hashes(from, to); ok {
+		if atHand {
 			return boltstore.IndexHashesTx(tx, st.tree.TreeId, int64(from), ids, merkles, kinds)
 		}
 		return boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to), kinds)
@@ -179,6 +181,7 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 		if to, err = termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch)); err != nil || to <= from {
 			return err
 		}
+		ids, merkles, atHand = st.unindexed.hashes(from, to)
 		return index(tx, boltstore.IndexIdentities)
 	})
 	if err == nil && to > from {

@@ -29,6 +29,18 @@ func indexedCount(t *testing.T, l *Ledger) uint64 {
 	return n
 }
 
+// waitIndexed waits until the sequencer has indexed n entries and forgotten their identities.
+// It forgets them just after its transaction commits, so the count of indexed entries is
+// visible first.
+func waitIndexed(t *testing.T, l *Ledger, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < n || l.st.unindexed.held() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("indexed %d of %d, %d identities still held", indexedCount(t, l), n, l.st.unindexed.held())
+		}
+	}
+}
+
 // Entries are found by identity, and deduplicated, whether the sequencer has indexed them yet
 // or not, across a restart that finds some not indexed, and after indexing catches up.
 func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
@@ -70,13 +82,7 @@ func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
 	}
 	l.Start()
 	waitSize(t, l, 150)
-	// The sequencer forgets the identities it indexed just after its transaction commits: wait
-	// for both, since the count of indexed entries is visible first.
-	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < 150 || l.st.unindexed.held() != 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("indexed %d of 150, %d identities still held", indexedCount(t, l), l.st.unindexed.held())
-		}
-	}
+	waitIndexed(t, l, 150)
 	check(l, 150)
 	// Trillian finds the indexed leaves by Merkle leaf hash too.
 	for _, i := range []int{0, 57, 99, 100, 149} {
@@ -143,11 +149,7 @@ func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
 	}
 
 	l = openTest(t, path, nil)
-	for deadline := time.Now().Add(10 * time.Second); indexedCount(t, l) < 150 || l.st.unindexed.held() != 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("indexed %d of 150, %d identities still held", indexedCount(t, l), l.st.unindexed.held())
-		}
-	}
+	waitIndexed(t, l, 150)
 	for _, i := range []int{0, 57, 149} {
 		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
 			t.Fatalf("lookup %d: %d %v", i, idx, err)

@@ -51,9 +51,6 @@ func (r raftReplicator) Propose(ctx context.Context, kind ledger.Kind, records [
 		}
 		return nil, err
 	}
-	if len(resps) == 1 {
-		return results(resps[0])
-	}
 	out := make([]ledger.Result, 0, len(records))
 	for _, resp := range resps {
 		res, err := results(resp)

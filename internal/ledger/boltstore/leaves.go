@@ -201,9 +201,15 @@ func contiguousHashes(tb *treeBuckets, start, count, size int64) ([]*trillian.Lo
 		if err != nil {
 			return nil, err
 		}
-		return &trillian.LogLeaf{LeafIndex: idx, MerkleLeafHash: merkle, LeafIdentityHash: identity,
-			QueueTimestamp: &timestamppb.Timestamp{}, IntegrateTimestamp: &timestamppb.Timestamp{}}, nil
+		return sequencerLeaf(idx, merkle, identity), nil
 	})
+}
+
+// sequencerLeaf is what the sequencer of a PREORDERED_LOG tree reads of a leaf: its index and
+// hashes, with both timestamps set and zero, as stored leaves have them.
+func sequencerLeaf(idx int64, merkle, identity []byte) *trillian.LogLeaf {
+	return &trillian.LogLeaf{LeafIndex: idx, MerkleLeafHash: merkle, LeafIdentityHash: identity,
+		QueueTimestamp: &timestamppb.Timestamp{}, IntegrateTimestamp: &timestamppb.Timestamp{}}
 }
 
 func contiguous(tb *treeBuckets, start, count, size int64, decode func(idx int64, v []byte) (*trillian.LogLeaf, error)) ([]*trillian.LogLeaf, error) {

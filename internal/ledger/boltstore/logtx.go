@@ -14,7 +14,6 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var _ storage.LogTreeTX = (*logTX)(nil)
@@ -212,7 +211,6 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 			// leaf's index and hashes, from the caller where it has them.
 			start, size := int64(t.root.TreeSize), int64(t.root.TreeSize)
 			var out []*trillian.LogLeaf
-			zero := &timestamppb.Timestamp{} // read only: the sequencer replaces IntegrateTimestamp
 			for ; t.known != nil && len(out) < limit; start++ {
 				merkle, identity, ok := t.known(start)
 				if !ok {
@@ -221,8 +219,7 @@ func (t *logTX) DequeueLeaves(ctx context.Context, limit int, cutoff time.Time) 
 				if out == nil {
 					out = make([]*trillian.LogLeaf, 0, min(limit, 1024))
 				}
-				out = append(out, &trillian.LogLeaf{LeafIndex: start, MerkleLeafHash: merkle, LeafIdentityHash: identity,
-					QueueTimestamp: zero, IntegrateTimestamp: zero})
+				out = append(out, sequencerLeaf(start, merkle, identity))
 			}
 			if len(out) == limit {
 				return out, nil

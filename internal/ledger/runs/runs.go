@@ -273,10 +273,7 @@ func merge(parts [][]Records, unique bool) (Records, error) {
 	}
 	out := make(Records, 0, n)
 	heads := make([]Records, len(parts)) // each part's next records, in its current chunk
-	rest := make([][]Records, len(parts))
-	for i, p := range parts {
-		rest[i] = p
-	}
+	rest := slices.Clone(parts)          // each part's chunks after its current one
 	next := func(i int) {
 		for len(heads[i]) == 0 && len(rest[i]) > 0 {
 			heads[i], rest[i] = rest[i][0], rest[i][1:]
