@@ -136,6 +136,11 @@ type Node struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	// moved is closed, and replaced, each time the leader this member knows changes.
+	movedMu sync.Mutex
+	moved   chan struct{}
+	leaders chan raft.Observation
 }
 
 // New opens (or bootstraps) a raft member. Every initial member bootstraps with the identical
@@ -213,16 +218,49 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f}
+	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f,
+		moved: make(chan struct{}), leaders: make(chan raft.Observation, 64)}
 	r, err := raft.NewRaft(rc, n.fsm, logs, w, snaps, cfg.Transport)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	n.wg.Add(1)
+	// Raft drops an observation rather than wait for its reader; the buffer and a reader that
+	// does nothing else keep that from happening in practice, and a dropped one only delays the
+	// news to the next change.
+	r.RegisterObserver(raft.NewObserver(n.leaders, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
+	n.wg.Add(2)
 	go n.watchLeadership()
+	go n.watchLeaderChanges()
 	return n, nil
+}
+
+// LeaderChanged returns a channel that is closed when the leader this member knows next changes
+// (to another member, or to none). A call made to the leader it knows now can be abandoned when
+// it closes: the member called may be gone, and a dial to a vanished address does not fail fast.
+func (n *Node) LeaderChanged() <-chan struct{} {
+	n.movedMu.Lock()
+	defer n.movedMu.Unlock()
+	return n.moved
+}
+
+func (n *Node) watchLeaderChanges() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.leaders:
+			n.movedMu.Lock()
+			close(n.moved)
+			n.moved = make(chan struct{})
+			n.movedMu.Unlock()
+		}
+	}
 }
 
 // catchUpFromLog brings a state machine that is behind the newest local snapshot up to it before

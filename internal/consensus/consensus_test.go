@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestReplicatesInOneOrder(t *testing.T) {
@@ -209,5 +211,40 @@ func TestProposeAllAppliesInOrder(t *testing.T) {
 	}
 	if _, err := c.followerOf(l).node.ProposeAll(ctx, 1, cmds); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a follower's ProposeAll: %v, want ErrNotLeader", err)
+	}
+}
+
+// LeaderChanged closes when the leader a member knows changes, on the members that see it, and
+// a channel taken after the change waits for the next one.
+func TestLeaderChangedCloses(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	f := c.followerOf(l)
+	before := f.node.LeaderChanged()
+	select {
+	case <-before:
+		t.Fatal("closed before any change")
+	default:
+	}
+	var to *member
+	for _, m := range c.members {
+		if m != l && m != f {
+			to = m
+		}
+	}
+	if err := l.node.Raft().LeadershipTransferToServer(raft.ServerID(to.id), raft.ServerAddress(to.id)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-before:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower's channel did not close when leadership moved")
+	}
+	if id, _ := f.node.Leader(); id != "" && id != to.id {
+		t.Fatalf("after the change the follower knows %q as leader, want %q (or none yet)", id, to.id)
+	}
+	after := f.node.LeaderChanged()
+	if after == before {
+		t.Fatal("the channel was not replaced after closing")
 	}
 }

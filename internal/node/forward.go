@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/witnessnet/witnessnet/internal/ledger"
@@ -28,6 +31,8 @@ type replicator interface {
 	ProposeBoundary(ctx context.Context) error
 	// Leader returns the member name of the current leader, or "" when there is none.
 	Leader() string
+	// LeaderChanged returns a channel closed when the leader this member knows next changes.
+	LeaderChanged() <-chan struct{}
 	IsLeader() bool
 	Stats() RaftStats
 }
@@ -227,14 +232,41 @@ func (n *Node) forward(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]
 	return results, nil
 }
 
+// memberClient is the HTTP client for calls to other members. A connection is given memberDial
+// to open: a member that is gone without a word (its host or container stopped) drops the dial's
+// packets instead of refusing them.
+func memberClient() *http.Client {
+	d := &net.Dialer{Timeout: memberDial, KeepAlive: 30 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}
+}
+
+const memberDial = 5 * time.Second
+
 // callLeader posts body to the leader's internal endpoint path, signed with this member's key
-// under domain, and decodes its JSON answer into out.
+// under domain, and decodes its JSON answer into out. The call is abandoned when this member
+// learns of another leader (or of none): the one called may be gone, and waiting out a dial or
+// an answer that will not come would keep every submission queued behind it waiting too. If
+// the call had not got a connection by then, it went nowhere and the error says so
+// (leaderMoved); otherwise its outcome is unknown.
 func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte, out any) error {
+	moved := n.raft.LeaderChanged()
 	leader := n.raft.Leader()
 	peer, ok := n.memberPeer(leader)
 	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-moved:
+			cancel(errLeaderChanged)
+		case <-ctx.Done():
+		}
+	}()
+	var connected atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -242,14 +274,24 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("Witnessnet-Member", n.cfg.Name)
 	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(n.cfg.WitnessKey, memberMessage(domain, body))))
+	fail := func(err error) error {
+		if context.Cause(ctx) == errLeaderChanged {
+			if !connected.Load() {
+				return &Error{Status: http.StatusServiceUnavailable, Code: "leader_changed", RetryAfter: time.Second,
+					Message: fmt.Sprintf("the leader changed while %s was being called; the call went nowhere", leader)}
+			}
+			return fmt.Errorf("%s on %s: the leader changed during the call: %w", path, leader, err)
+		}
+		return fmt.Errorf("%s on %s: %w", path, leader, err)
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s on %s: %w", path, leader, err)
+		return fail(err)
 	}
 	defer resp.Body.Close()
 	data, err := readBody(io.LimitReader(resp.Body, 16<<20), resp.ContentLength, 16<<20)
 	if err != nil {
-		return fmt.Errorf("%s on %s: %w", path, leader, err)
+		return fail(err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		refused := &leaderRefused{msg: fmt.Sprintf("%s on %s: %s: %s", path, leader, resp.Status, bytes.TrimSpace(data))}
@@ -267,6 +309,9 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	return nil
 }
 
+// errLeaderChanged is the cause of a call to the leader abandoned because the leader changed.
+var errLeaderChanged = errors.New("the leader changed")
+
 // leaderRefused is an answer other than 200 from the leader's internal endpoint.
 type leaderRefused struct {
 	msg  string
@@ -280,7 +325,7 @@ func (e *leaderRefused) Error() string { return e.msg }
 func leaderMoved(err error) bool {
 	var e *Error
 	var r *leaderRefused
-	return (errors.As(err, &e) && e.Code == "no_leader") || (errors.As(err, &r) && r.code == "not_leader")
+	return (errors.As(err, &e) && (e.Code == "no_leader" || e.Code == "leader_changed")) || (errors.As(err, &r) && r.code == "not_leader")
 }
 
 // fromMember reads the body of a member's signed call to an internal endpoint. It fails unless a

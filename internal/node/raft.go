@@ -84,6 +84,8 @@ func (r raftReplicator) Leader() string {
 	return id
 }
 
+func (r raftReplicator) LeaderChanged() <-chan struct{} { return r.n.LeaderChanged() }
+
 func (r raftReplicator) IsLeader() bool { return r.n.IsLeader() }
 
 func (r raftReplicator) Stats() RaftStats {

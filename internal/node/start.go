@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -31,7 +30,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), quorum: cfg.Quorum, stop: make(chan struct{}),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		client: memberClient(),
 		peers:  map[string]Peer{}, forwardKeys: map[string]ed25519.PublicKey{}}
 	// A failed start undoes what it started. (The result is unnamed: returning nil must not
 	// clear the node the cleanup and the closers refer to.)
