@@ -45,8 +45,9 @@ func blackhole(t *testing.T) string {
 
 // A member relaying to a leader whose address has gone silent abandons the call as soon as it
 // learns of another leader, and the submission is appended: relayed again to the new leader, or,
-// when the relaying member is the new leader, admitted by it. (Before, the relay waited out the
-// dial, and a member that came to lead kept relaying to nobody until its propose timeout.)
+// when the relaying member is the new leader, admitted by it. Waiting out the dial instead would
+// hold every submission queued behind the relay, and a member that came to lead and went on
+// relaying would have no one to relay to until its propose timeout.
 func TestRelayLeavesVanishedLeader(t *testing.T) {
 	for _, toRelayer := range []bool{false, true} {
 		name := "to another member"
@@ -89,10 +90,11 @@ func TestRelayLeavesVanishedLeader(t *testing.T) {
 				out  map[string]any
 				err  error
 			}
+			body := newSigner(t).body([]byte(`{"n":"relayed"}`))
 			done := make(chan answer, 1)
 			go func() {
 				c := &http.Client{Timeout: time.Minute}
-				resp, err := c.Post(f.url()+"/v1/entries", "application/json", bytes.NewReader(newSigner(t).body([]byte(`{"n":"relayed"}`))))
+				resp, err := c.Post(f.url()+"/v1/entries", "application/json", bytes.NewReader(body))
 				if err != nil {
 					done <- answer{err: err}
 					return
