@@ -30,7 +30,7 @@ type batchAnswer struct {
 
 func postBatch(t *testing.T, url string, bodies ...[]byte) (int, batchAnswer, []byte) {
 	t.Helper()
-	req, _ := json.Marshal(map[string]any{"entries": toRawMessages(bodies)})
+	req, _ := json.Marshal(map[string]any{"entries": rawMessages(bodies)})
 	resp, err := http.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
 	if err != nil {
 		t.Fatal(err)

@@ -265,14 +265,6 @@ func postBatches(tn *testNet, client *http.Client, bodies [][]byte, clients, per
 	return failed.Load()
 }
 
-func toRawMessages(bodies [][]byte) []json.RawMessage {
-	out := make([]json.RawMessage, len(bodies))
-	for i, b := range bodies {
-		out[i] = b
-	}
-	return out
-}
-
 // BenchmarkAdmit measures admission of one ~1 KiB DSSE submission (parse the request and the
 // envelope, check its signature, build the record) on one core.
 func BenchmarkAdmit(b *testing.B) {
