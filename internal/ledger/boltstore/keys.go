@@ -160,9 +160,12 @@ func openTree(tx *bbolt.Tx, treeID int64) (*treeBuckets, error) {
 		}
 	}
 	if tx.Writable() {
-		// Leaves, nodes and roots are appended in key order (per level for nodes): full pages
-		// waste less space and splits stay cheap.
-		tb.leaf.FillPercent, tb.rows.FillPercent, tb.root.FillPercent = 0.9, 0.9, 0.9
+		// Leaves, rows of nodes and roots are appended in key order (per level for rows): full
+		// pages waste less space and splits stay cheap. A leaf is never rewritten, so its pages
+		// are filled to the end (a tenth less file and fewer page writes per entry than at 0.9,
+		// for ~1.5 KiB leaves in 16 KiB pages); the last row of a level grows in place as nodes
+		// are added, so row pages keep room for that.
+		tb.leaf.FillPercent, tb.rows.FillPercent, tb.root.FillPercent = 1.0, 0.9, 0.9
 	}
 	return tb, nil
 }
