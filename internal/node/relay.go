@@ -123,6 +123,7 @@ func relayedHere(ctx context.Context) *http.Request {
 	return r
 }
 
+// rawMessages views submissions as the JSON values submitMany takes (no copy).
 func rawMessages(bs [][]byte) []json.RawMessage {
 	out := make([]json.RawMessage, len(bs))
 	for i, b := range bs {
