@@ -161,16 +161,7 @@ func (p *proposer) flush(batch []pending) {
 	recs := payloads(batch)
 	ctx, cancel := context.WithTimeout(context.Background(), p.n.cfg.ProposeTimeout)
 	defer cancel()
-	var results []ledger.Result
-	var err error
-	if p.n.raft.IsLeader() {
-		results, err = p.n.raft.Propose(ctx, ledger.KindEntries, recs)
-	} else {
-		err = errNotLeader
-	}
-	if errors.Is(err, errNotLeader) {
-		results, err = p.n.forward(ctx, ledger.KindEntries, recs)
-	}
+	results, err := p.n.replicate(ctx, ledger.KindEntries, recs)
 	if err == nil && len(results) != len(batch) {
 		err = fmt.Errorf("proposal returned %d results for %d records", len(results), len(batch))
 	}
@@ -199,14 +190,7 @@ func unavailable(err error) error {
 func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
 	defer cancel()
-	var results []ledger.Result
-	err := errNotLeader
-	if n.raft.IsLeader() {
-		results, err = n.raft.Propose(ctx, kind, recs)
-	}
-	if errors.Is(err, errNotLeader) {
-		results, err = n.forward(ctx, kind, recs)
-	}
+	results, err := n.replicate(ctx, kind, recs)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -214,6 +198,32 @@ func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) 
 		return nil, unavailable(fmt.Errorf("proposal returned %d results for %d records", len(results), len(recs)))
 	}
 	return results, nil
+}
+
+// replicate proposes admitted records as one command of kind when this member leads, and
+// forwards them to the leader otherwise. While leadership moves and the records certainly went
+// nowhere (leaderMoved), it tries again, here or at the new leader, until ctx ends.
+func (n *Node) replicate(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
+	for {
+		var results []ledger.Result
+		err := errNotLeader
+		if n.raft.IsLeader() {
+			results, err = n.raft.Propose(ctx, kind, recs)
+		}
+		if errors.Is(err, errNotLeader) {
+			results, err = n.forward(ctx, kind, recs)
+		}
+		if !leaderMoved(err) {
+			return results, err
+		}
+		select {
+		case <-time.After(relayRetry):
+		case <-ctx.Done():
+			return nil, err
+		case <-n.stop:
+			return nil, err
+		}
+	}
 }
 
 // forward sends a batch of admitted records to the leader, signed with this member's key.
@@ -256,18 +266,18 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
+	call, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
 		select {
 		case <-moved:
 			cancel(errLeaderChanged)
-		case <-ctx.Done():
+		case <-call.Done():
 		}
 	}()
 	var connected atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer.URL+path, bytes.NewReader(body))
+	traced := httptrace.WithClientTrace(call, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
+	req, err := http.NewRequestWithContext(traced, http.MethodPost, peer.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -275,7 +285,7 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	req.Header.Set("Witnessnet-Member", n.cfg.Name)
 	req.Header.Set("Witnessnet-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(n.cfg.WitnessKey, memberMessage(domain, body))))
 	fail := func(err error) error {
-		if context.Cause(ctx) == errLeaderChanged {
+		if context.Cause(call) == errLeaderChanged {
 			if !connected.Load() {
 				return &Error{Status: http.StatusServiceUnavailable, Code: "leader_changed", RetryAfter: time.Second,
 					Message: fmt.Sprintf("the leader changed while %s was being called; the call went nowhere", leader)}
