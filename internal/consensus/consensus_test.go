@@ -13,7 +13,12 @@ import (
 )
 
 func TestReplicatesInOneOrder(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	// 600 concurrent proposals on a loaded machine (or under the race detector) can starve the
+	// leader's heartbeats past the test clusters' 100 ms timeouts; a leader change would fail
+	// the test without saying anything about the order.
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+	})
 	l := c.leader()
 	var wg sync.WaitGroup
 	errs := make(chan error, 600)
