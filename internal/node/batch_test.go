@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -211,14 +212,17 @@ func TestLargeSubmissionRelayed(t *testing.T) {
 	}
 }
 
-// A relayed batch is sent again only when it certainly went nowhere: no leader known here, or
-// the node called is not the leader.
+// A relayed or forwarded batch is sent again only when it certainly went nowhere: no leader known
+// here, the node called is not the leader, or the call was abandoned for a new leader before it
+// connected.
 func TestLeaderMoved(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want bool
 	}{
 		{&Error{Status: 503, Code: "no_leader"}, true},
+		{&Error{Status: 503, Code: "leader_changed"}, true}, // abandoned before it connected
+		{fmt.Errorf("relay on node2: the leader changed during the call: %w", context.Canceled), false},
 		{fmt.Errorf("relay: %w", &leaderRefused{msg: "503", code: "not_leader"}), true},
 		{&leaderRefused{msg: "503", code: "unavailable"}, false},
 		{&leaderRefused{msg: "413", code: "too_large"}, false},
