@@ -86,14 +86,7 @@ func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
 	check(l, 150)
 	// Trillian finds the indexed leaves by Merkle leaf hash too.
 	for _, i := range []int{0, 57, 99, 100, 149} {
-		var rec Record
-		_ = rec.UnmarshalBinary(record(t, i))
-		resp, err := l.st.srv.GetInclusionProofByHash(context.Background(), &trillian.GetInclusionProofByHashRequest{
-			LogId: l.st.tree.TreeId, LeafHash: rfc6962.DefaultHasher.HashLeaf(rec.Leaf), TreeSize: 150,
-		})
-		if err != nil || len(resp.Proof) != 1 || resp.Proof[0].LeafIndex != int64(i) {
-			t.Fatalf("leaf %d by Merkle hash: %v, %v", i, resp, err)
-		}
+		foundByMerkleHash(t, l, i, 150)
 	}
 	r = l.Apply([]Command{entries(t, 3, 149, 2)})
 	if !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
@@ -154,16 +147,22 @@ func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
 		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
 			t.Fatalf("lookup %d: %d %v", i, idx, err)
 		}
-		var rec Record
-		_ = rec.UnmarshalBinary(record(t, i))
-		resp, err := l.st.srv.GetInclusionProofByHash(context.Background(), &trillian.GetInclusionProofByHashRequest{
-			LogId: l.st.tree.TreeId, LeafHash: rfc6962.DefaultHasher.HashLeaf(rec.Leaf), TreeSize: 150,
-		})
-		if err != nil || len(resp.Proof) != 1 || resp.Proof[0].LeafIndex != int64(i) {
-			t.Fatalf("leaf %d by Merkle hash: %v, %v", i, resp, err)
-		}
+		foundByMerkleHash(t, l, i, 150)
 	}
 	if r := l.Apply([]Command{entries(t, 2, 149, 2)}); !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
 		t.Fatalf("dedup after the restart: %+v", r[0])
+	}
+}
+
+// foundByMerkleHash fails t unless Trillian finds test entry i by its Merkle leaf hash, at i.
+func foundByMerkleHash(t *testing.T, l *Ledger, i int, treeSize int64) {
+	t.Helper()
+	var rec Record
+	_ = rec.UnmarshalBinary(record(t, i))
+	resp, err := l.st.srv.GetInclusionProofByHash(context.Background(), &trillian.GetInclusionProofByHashRequest{
+		LogId: l.st.tree.TreeId, LeafHash: rfc6962.DefaultHasher.HashLeaf(rec.Leaf), TreeSize: treeSize,
+	})
+	if err != nil || len(resp.Proof) != 1 || resp.Proof[0].LeafIndex != int64(i) {
+		t.Fatalf("leaf %d by Merkle hash: %v, %v", i, resp, err)
 	}
 }
