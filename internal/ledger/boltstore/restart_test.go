@@ -153,13 +153,19 @@ func checkTree(t *testing.T, ls *LogStorage, leaves []*trillian.LogLeaf) {
 			}
 		}
 	}
-	stored, err := ls.ReadLeaves(context.Background(), testTreeID, 0, int64(len(leaves))+10)
-	if err != nil || len(stored) != len(leaves) {
-		t.Fatalf("ReadLeaves = %d leaves, %v; want %d", len(stored), err, len(leaves))
+	storedLeaves(t, ls, leaves)
+}
+
+// storedLeaves fails t unless the tree holds exactly want, from index 0, each at its index.
+func storedLeaves(t *testing.T, ls *LogStorage, want []*trillian.LogLeaf) {
+	t.Helper()
+	got, err := ls.ReadLeaves(context.Background(), testTreeID, 0, int64(len(want))+10)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("ReadLeaves = %d leaves, %v; want %d", len(got), err, len(want))
 	}
-	for i, l := range stored {
-		if !sameLeaf(l, leaves[i]) || l.LeafIndex != int64(i) {
-			t.Fatalf("leaf %d differs after restart", i)
+	for i, l := range got {
+		if !sameLeaf(l, want[i]) || l.LeafIndex != int64(i) {
+			t.Fatalf("leaf %d differs", i)
 		}
 	}
 }

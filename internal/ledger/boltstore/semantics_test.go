@@ -509,7 +509,6 @@ func TestSetMerkleNodesRefusesChangesAtEveryLevel(t *testing.T) {
 // back, reused its memory, and the arena does reuse it.
 func TestArenaAcrossTransactions(t *testing.T) {
 	ls, _ := newTestTree(t)
-	ctx := context.Background()
 	var arena Arena
 	leaves := makeLeaves(0, 900, 700) // ~650 KiB a transaction: the arena grows past 64 KiB
 	var first *byte
@@ -541,15 +540,7 @@ func TestArenaAcrossTransactions(t *testing.T) {
 	store(leaves[300:600], true)
 	store(leaves[600:], false)
 	store(leaves[600:], true)
-	got, err := ls.ReadLeaves(ctx, testTreeID, 0, 1000)
-	if err != nil || len(got) != len(leaves) {
-		t.Fatalf("ReadLeaves = %d leaves, %v; want %d", len(got), err, len(leaves))
-	}
-	for i, l := range got {
-		if !sameLeaf(l, leaves[i]) || l.LeafIndex != int64(i) {
-			t.Fatalf("leaf %d differs", i)
-		}
-	}
+	storedLeaves(t, ls, leaves)
 }
 
 // Inside a caller's transaction the sequencer takes the hashes the caller has at hand, from the
