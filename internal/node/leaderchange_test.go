@@ -47,9 +47,9 @@ func blackhole(t *testing.T) string {
 
 // silentLeader starts three members and restarts one of them, f, believing that the leader l's
 // HTTP API is at a silent address (blackhole); other is the third member.
-func silentLeader(t *testing.T) (tn *testNet, l, f, other *testMember) {
+func silentLeader(t *testing.T) (l, f, other *testMember) {
 	hole := blackhole(t)
-	tn = newTestNet(t, 3, nil)
+	tn := newTestNet(t, 3, nil)
 	l, f = tn.follower()
 	for _, m := range tn.members {
 		if m != l && m != f {
@@ -75,7 +75,27 @@ func silentLeader(t *testing.T) (tn *testNet, l, f, other *testMember) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return tn, l, f, other
+	return l, f, other
+}
+
+// forEachNewLeader runs test in two subtests, each on its own silentLeader network: leadership
+// is to move to the third member, and to f, the member whose call (relaying or forwarding, as
+// sender says) is under test.
+func forEachNewLeader(t *testing.T, sender string, test func(t *testing.T, l, f, to *testMember)) {
+	for _, toSender := range []bool{false, true} {
+		name := "to another member"
+		if toSender {
+			name = "to the " + sender + " member"
+		}
+		t.Run(name, func(t *testing.T) {
+			l, f, other := silentLeader(t)
+			to := other
+			if toSender {
+				to = f
+			}
+			test(t, l, f, to)
+		})
+	}
 }
 
 // moveLeadership has l hand leadership to to, once the call under test has had a second to
@@ -101,86 +121,64 @@ func moveLeadership[A any](t *testing.T, l, to *testMember, done <-chan A) {
 // hold every submission queued behind the relay, and a member that came to lead and went on
 // relaying would have no one to relay to until its propose timeout.
 func TestRelayLeavesVanishedLeader(t *testing.T) {
-	for _, toRelayer := range []bool{false, true} {
-		name := "to another member"
-		if toRelayer {
-			name = "to the relaying member"
+	forEachNewLeader(t, "relaying", func(t *testing.T, l, f, to *testMember) {
+		type answer struct {
+			code int
+			out  map[string]any
+			err  error
 		}
-		t.Run(name, func(t *testing.T) {
-			_, l, f, other := silentLeader(t)
-			type answer struct {
-				code int
-				out  map[string]any
-				err  error
+		body := newSigner(t).body([]byte(`{"n":"relayed"}`))
+		done := make(chan answer, 1)
+		go func() {
+			c := &http.Client{Timeout: time.Minute}
+			resp, err := c.Post(f.url()+"/v1/entries", "application/json", bytes.NewReader(body))
+			if err != nil {
+				done <- answer{err: err}
+				return
 			}
-			body := newSigner(t).body([]byte(`{"n":"relayed"}`))
-			done := make(chan answer, 1)
-			go func() {
-				c := &http.Client{Timeout: time.Minute}
-				resp, err := c.Post(f.url()+"/v1/entries", "application/json", bytes.NewReader(body))
-				if err != nil {
-					done <- answer{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				var out map[string]any
-				_ = json.NewDecoder(resp.Body).Decode(&out)
-				done <- answer{code: resp.StatusCode, out: out}
-			}()
-			to := other
-			if toRelayer {
-				to = f
-			}
-			moveLeadership(t, l, to, done)
-			a := <-done
-			if a.err != nil || a.code != http.StatusCreated {
-				t.Fatalf("after leadership moved to %s: %d %v %v; want 201", to.name, a.code, a.out, a.err)
-			}
-		})
-	}
+			defer resp.Body.Close()
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			done <- answer{code: resp.StatusCode, out: out}
+		}()
+		moveLeadership(t, l, to, done)
+		a := <-done
+		if a.err != nil || a.code != http.StatusCreated {
+			t.Fatalf("after leadership moved to %s: %d %v %v; want 201", to.name, a.code, a.out, a.err)
+		}
+	})
 }
 
 // Records a member admitted and forwards (a threshold contribution, a membership change, or
 // entries it admitted while it led) are proposed once leadership moves off a leader whose address
 // went silent: forwarded to the new leader, or proposed by the member itself when it leads.
 func TestForwardLeavesVanishedLeader(t *testing.T) {
-	for _, toSender := range []bool{false, true} {
-		name := "to another member"
-		if toSender {
-			name = "to the forwarding member"
+	forEachNewLeader(t, "forwarding", func(t *testing.T, l, f, to *testMember) {
+		adm, err := f.node.admit(newSigner(t).body([]byte(`{"n":"forwarded"}`)), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			_, l, f, other := silentLeader(t)
-			adm, err := f.node.admit(newSigner(t).body([]byte(`{"n":"forwarded"}`)), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec, err := adm.rec.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			type answer struct {
-				res []ledger.Result
-				err error
-			}
-			done := make(chan answer, 1)
-			go func() {
-				res, err := f.node.proposeNow(context.Background(), ledger.KindEntries, [][]byte{rec})
-				done <- answer{res, err}
-			}()
-			to := other
-			if toSender {
-				to = f
-			}
-			moveLeadership(t, l, to, done)
-			a := <-done
-			if a.err != nil || len(a.res) != 1 || a.res[0].Err != nil {
-				t.Fatalf("after leadership moved to %s: %d results, %v; want the record appended", to.name, len(a.res), a.err)
-			}
-			// The new leader answered once it had applied the record.
-			if got, err := to.node.ledger.LookupAll([]ledger.Identity{adm.rec.Identity}); err != nil || len(got) != 1 || got[0] != int64(a.res[0].Index) {
-				t.Fatalf("%s looks the record up at %v (%v), answered %d", to.name, got, err, a.res[0].Index)
-			}
-		})
-	}
+		rec, err := adm.rec.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		type answer struct {
+			res []ledger.Result
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			res, err := f.node.proposeNow(context.Background(), ledger.KindEntries, [][]byte{rec})
+			done <- answer{res, err}
+		}()
+		moveLeadership(t, l, to, done)
+		a := <-done
+		if a.err != nil || len(a.res) != 1 || a.res[0].Err != nil {
+			t.Fatalf("after leadership moved to %s: %d results, %v; want the record appended", to.name, len(a.res), a.err)
+		}
+		// The new leader answered once it had applied the record.
+		if got, err := to.node.ledger.LookupAll([]ledger.Identity{adm.rec.Identity}); err != nil || len(got) != 1 || got[0] != int64(a.res[0].Index) {
+			t.Fatalf("%s looks the record up at %v (%v), answered %d", to.name, got, err, a.res[0].Index)
+		}
+	})
 }
