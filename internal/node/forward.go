@@ -201,11 +201,10 @@ func (n *Node) proposeNow(ctx context.Context, kind ledger.Kind, recs [][]byte) 
 }
 
 // replicate proposes admitted records as one command of kind when this member leads, and
-// forwards them to the leader otherwise. While leadership moves and the records certainly went
-// nowhere (leaderMoved), it tries again, here or at the new leader, until ctx ends.
+// forwards them to the leader otherwise, again while leadership moves (whileLeaderMoves).
 func (n *Node) replicate(ctx context.Context, kind ledger.Kind, recs [][]byte) ([]ledger.Result, error) {
-	for {
-		var results []ledger.Result
+	var results []ledger.Result
+	err := n.whileLeaderMoves(ctx, func() error {
 		err := errNotLeader
 		if n.raft.IsLeader() {
 			results, err = n.raft.Propose(ctx, kind, recs)
@@ -213,15 +212,26 @@ func (n *Node) replicate(ctx context.Context, kind ledger.Kind, recs [][]byte) (
 		if errors.Is(err, errNotLeader) {
 			results, err = n.forward(ctx, kind, recs)
 		}
+		return err
+	})
+	return results, err
+}
+
+// whileLeaderMoves calls attempt again, relayRetry apart, as long as it fails with an error after
+// which its call certainly went nowhere because leadership is moving (leaderMoved), until ctx
+// ends or the node stops. It returns the last attempt's error.
+func (n *Node) whileLeaderMoves(ctx context.Context, attempt func() error) error {
+	for {
+		err := attempt()
 		if !leaderMoved(err) {
-			return results, err
+			return err
 		}
 		select {
 		case <-time.After(relayRetry):
 		case <-ctx.Done():
-			return nil, err
+			return err
 		case <-n.stop:
-			return nil, err
+			return err
 		}
 	}
 }

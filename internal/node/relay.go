@@ -84,27 +84,17 @@ func (rl *relayer) flush(batch []relayed) {
 	ctx, cancel := context.WithTimeout(context.Background(), rl.n.cfg.ProposeTimeout)
 	defer cancel()
 	body := encodeBatch(ledger.KindEntries, payloads(batch))
-	var results []batchResult
-	err := rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
 	// Leadership is moving: the batch went nowhere, so it waits for the new leader rather than
 	// failing every submission in it. When this member is that leader, it admits the batch
 	// itself, as the leader answers a relayed batch.
-	for leaderMoved(err) && ctx.Err() == nil {
-		select {
-		case <-time.After(relayRetry):
-		case <-ctx.Done():
-		case <-rl.n.stop:
-			cancel()
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	var results []batchResult
+	err := rl.n.whileLeaderMoves(ctx, func() error {
 		if rl.n.raft.IsLeader() {
-			results, err = rl.n.submitMany(relayedHere(ctx), rawMessages(payloads(batch))), nil
-			break
+			results = rl.n.submitMany(relayedHere(ctx), rawMessages(payloads(batch)))
+			return nil
 		}
-		err = rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
-	}
+		return rl.n.callLeader(ctx, "/v1/internal/submit", relayDomain, body, &results)
+	})
 	if err == nil && len(results) != len(batch) {
 		err = &Error{Status: http.StatusBadGateway, Code: "bad_leader_answer", Message: "the leader answered a relayed batch with the wrong number of results"}
 	}
