@@ -94,7 +94,6 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest, a
 	if err != nil {
 		return nil, err
 	}
-	id := ledger.IdentityOf(raw)
 	terms := []string{ledger.Term(ledger.TermType, m.Kind.String())}
 	switch m.Kind {
 	case intoto.KindLayout:
@@ -111,7 +110,7 @@ func (n *Node) admitInToto(raw []byte, m *intoto.Metadata, req *submitRequest, a
 		if m.Layout.Expired(time.Now()) {
 			return nil, errorf(http.StatusBadRequest, "layout_expired", "the layout expired at %s", m.Layout.Expires.Format(time.RFC3339))
 		}
-		terms = append(terms, ledger.Term(ledger.TermLayout, id.String()))
+		terms = append(terms, ledger.Term(ledger.TermLayout, ledger.IdentityOf(raw).String()))
 		terms = append(terms, keyTerms(signers)...)
 	case intoto.KindLink:
 		if req.Layout == "" {

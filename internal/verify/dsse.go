@@ -99,16 +99,12 @@ func decodeB64(s string) ([]byte, error) {
 
 // PAE is DSSE's pre-authentication encoding, the bytes a signature covers.
 func PAE(payloadType string, payload []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("DSSEv1 ")
-	b.WriteString(strconv.Itoa(len(payloadType)))
-	b.WriteByte(' ')
-	b.WriteString(payloadType)
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(len(payload)))
-	b.WriteByte(' ')
-	b.Write(payload)
-	return b.Bytes()
+	b := make([]byte, 0, len("DSSEv1    ")+2*20+len(payloadType)+len(payload))
+	b = append(b, "DSSEv1 "...)
+	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
+	b = append(append(append(b, ' '), payloadType...), ' ')
+	b = strconv.AppendInt(b, int64(len(payload)), 10)
+	return append(append(b, ' '), payload...)
 }
 
 // Verify returns the distinct keys (by key material) that made a valid signature over the

@@ -78,6 +78,19 @@ func envelopeJSON(typ string, payload []byte, sigs ...[]byte) []byte {
 	return b
 }
 
+// TestPAE checks the pre-authentication encoding against the DSSE specification's example.
+func TestPAE(t *testing.T) {
+	for _, c := range []struct{ typ, payload, want string }{
+		{"http://example.com/HelloWorld", "hello world", "DSSEv1 29 http://example.com/HelloWorld 11 hello world"},
+		{"", "", "DSSEv1 0  0 "},
+		{"t", string(make([]byte, 1234)), "DSSEv1 1 t 1234 " + string(make([]byte, 1234))},
+	} {
+		if got := string(PAE(c.typ, []byte(c.payload))); got != c.want {
+			t.Errorf("PAE(%q, %d bytes) = %.60q, want %.60q", c.typ, len(c.payload), got, c.want)
+		}
+	}
+}
+
 func TestEnvelopeVerify(t *testing.T) {
 	payload := []byte(`{"_type":"link"}`)
 	const typ = "application/vnd.in-toto+json"
