@@ -5,6 +5,8 @@
 //
 //	go run ./test/bench            full run (several minutes)
 //	go run ./test/bench -quick     smaller counts, same rows
+//	go run ./test/bench -rows append -cpuprofile /tmp/prof
+//	                               CPU profiles of the measured append runs alone
 package main
 
 import (
@@ -28,6 +30,7 @@ type options struct {
 	batchClients int
 	ledgerN      int
 	catchupN     int
+	profileDir   string
 	rows         map[string]bool
 }
 
@@ -41,6 +44,7 @@ func main() {
 	flag.IntVar(&o.batchClients, "batch-clients", 12, "concurrent submitters in the batched run")
 	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
 	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
+	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of each measured append run into this directory (set-up, signing and warm-up excluded)")
 	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup,verify", "which rows to run")
 	flag.Parse()
 	if o.quick {

@@ -52,7 +52,9 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 			return err
 		}
 		bodies := s.bodies(o.entries, fmt.Sprintf("append-%d", n))
-		r := closedLoop(nw.URLs(), bodies, o.clients, progress(fmt.Sprintf("append, %d node(s)", n), len(bodies)))
+		r := profiled(o, fmt.Sprintf("append-%d", n), func() *loadResult {
+			return closedLoop(nw.URLs(), bodies, o.clients, progress(fmt.Sprintf("append, %d node(s)", n), len(bodies)))
+		})
 		if r.failed > 0 {
 			stop()
 			return fmt.Errorf("%d of %d submissions failed", r.failed, len(bodies))
@@ -69,8 +71,10 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 				stop()
 				return fmt.Errorf("%d of %d batched submissions failed while warming up: %v", warm.failed, o.entries, warm.err)
 			}
-			rb := closedLoopBatched(nw.URLs(), s.bodies(o.entries, fmt.Sprintf("batch-%d", n)), o.batchClients, o.batch,
-				progress(fmt.Sprintf("batched, %d node(s)", n), o.entries))
+			batch := s.bodies(o.entries, fmt.Sprintf("batch-%d", n))
+			rb := profiled(o, fmt.Sprintf("append-%d-batched", n), func() *loadResult {
+				return closedLoopBatched(nw.URLs(), batch, o.batchClients, o.batch, progress(fmt.Sprintf("batched, %d node(s)", n), o.entries))
+			})
 			if rb.failed > 0 {
 				stop()
 				return fmt.Errorf("%d of %d batched submissions failed: %v", rb.failed, o.entries, rb.err)
@@ -81,7 +85,9 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 		}
 		half := max(int(r.rate()/2), 100)
 		bodies = s.bodies(o.entries/2, fmt.Sprintf("half-%d", n))
-		r = openLoop(nw.URLs(), bodies, half, progress(fmt.Sprintf("half load, %d node(s)", n), len(bodies)))
+		r = profiled(o, fmt.Sprintf("append-%d-half", n), func() *loadResult {
+			return openLoop(nw.URLs(), bodies, half, progress(fmt.Sprintf("half load, %d node(s)", n), len(bodies)))
+		})
 		stop()
 		if r.failed > 0 {
 			return fmt.Errorf("%d of %d submissions failed at half load", r.failed, len(bodies))
