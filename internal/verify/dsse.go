@@ -99,7 +99,8 @@ func decodeB64(s string) ([]byte, error) {
 
 // PAE is DSSE's pre-authentication encoding, the bytes a signature covers.
 func PAE(payloadType string, payload []byte) []byte {
-	b := make([]byte, 0, len("DSSEv1    ")+2*20+len(payloadType)+len(payload))
+	// "DSSEv1", four spaces, two lengths of at most 20 digits, the type and the payload.
+	b := make([]byte, 0, len("DSSEv1")+4+2*20+len(payloadType)+len(payload))
 	b = append(b, "DSSEv1 "...)
 	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
 	b = append(append(append(b, ' '), payloadType...), ' ')
