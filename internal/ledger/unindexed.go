@@ -23,7 +23,8 @@ var keyIndexed = []byte("indexed")
 // Entries are indexed indexBatch at a time, or after waiting indexFlush. Each step writes one run
 // per index kind, and runs merge fourfold (runs.Add), so a record is rewritten about
 // log4(N/indexBatch) times: 16,384 instead of 4,096 saves every record one rewrite, at the cost
-// of holding up to that many entries' hashes in memory (unindexed, about 2.5 MB).
+// of holding up to that many entries' hashes in memory (unindexed, about 2.5 MB) and of a search
+// reading up to that many entries' pending terms (32 bytes a term) where it read a quarter.
 const (
 	indexBatch = 16384
 	indexFlush = time.Second
