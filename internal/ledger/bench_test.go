@@ -54,3 +54,38 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(used.Nanoseconds())/1e3/float64(b.N*batch), "cpu-µs/entry")
 	}
 }
+
+// BenchmarkSearchPending measures a search for a term no entry has, which reads every run and
+// then the pending terms of the entries not yet indexed (three terms each): the cost a larger
+// index step (indexBatch) adds to a search on a node whose indexing is behind.
+func BenchmarkSearchPending(b *testing.B) {
+	for _, pending := range []int{4096, indexBatch} {
+		b.Run(fmt.Sprint(pending), func(b *testing.B) {
+			l, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "state.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close() // not started: nothing is indexed
+			cmd := Command{Index: 1, Kind: KindEntries, Stamp: time.Unix(1, 0)}
+			for i := range pending {
+				env := fmt.Appendf(nil, `{"payloadType":"t","payload":"","signatures":[{"keyid":"%d","sig":""}]}`, i)
+				leaf, _, _ := NewLeaf(env, "", nil)
+				terms := []string{Term(TermType, "link"), Term("key", fmt.Sprint(i%7)), Term("sha256", fmt.Sprint(i))}
+				r, err := (&Record{Identity: IdentityOf(env), Leaf: leaf, Terms: terms}).MarshalBinary()
+				if err != nil {
+					b.Fatal(err)
+				}
+				cmd.Records = append(cmd.Records, r)
+			}
+			l.Apply([]Command{cmd})
+			if got, err := l.Search(Term("sha256", "5"), 0, 100); err != nil || len(got) != 1 || got[0] != 5 {
+				b.Fatalf("search for a pending term: %v, %v", got, err)
+			}
+			for b.Loop() {
+				if got, err := l.Search(Term("sha256", "absent"), 0, 100); err != nil || len(got) != 0 {
+					b.Fatalf("search: %v, %v", got, err)
+				}
+			}
+		})
+	}
+}
