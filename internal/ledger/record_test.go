@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 func TestNewLeafSmallAndLarge(t *testing.T) {
@@ -89,6 +91,18 @@ func TestParseIdentity(t *testing.T) {
 	for _, bad := range []string{"", "sha256:", "sha256:zz", "md5:" + id.String()[7:], id.String() + "00"} {
 		if _, err := ParseIdentity(bad); err == nil {
 			t.Errorf("ParseIdentity(%q) accepted", bad)
+		}
+	}
+}
+
+// TestLeafHasher checks leafHasher against rfc6962.DefaultHasher, reusing one hasher across
+// leaves of different sizes.
+func TestLeafHasher(t *testing.T) {
+	var lh leafHasher
+	for _, leaf := range [][]byte{nil, {}, []byte("a"), bytes.Repeat([]byte{0xff}, 63), bytes.Repeat([]byte("leaf"), 500), []byte("a")} {
+		want := rfc6962.DefaultHasher.HashLeaf(leaf)
+		if got := lh.hash(leaf); !bytes.Equal(got[:], want) {
+			t.Fatalf("%d-byte leaf: %x, want %x", len(leaf), got, want)
 		}
 	}
 }
