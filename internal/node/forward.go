@@ -279,10 +279,22 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	call, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
-		select {
-		case <-moved:
-			cancel(errLeaderChanged)
-		case <-call.Done():
+		for {
+			select {
+			case <-moved:
+				// The channel also closes for an observation of the leader this call went to: one
+				// still queued when the call began (a member that has just learned of its leader),
+				// or a change and back. The call stands while that member leads. The next channel
+				// is taken before the leader is read, so a change after the read closes it.
+				next := n.raft.LeaderChanged()
+				if n.raft.Leader() == leader {
+					moved = next
+					continue
+				}
+				cancel(errLeaderChanged)
+			case <-call.Done():
+			}
+			return
 		}
 	}()
 	var connected atomic.Bool
