@@ -137,10 +137,12 @@ type Node struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 
-	// moved is closed, and replaced, each time the leader this member knows changes.
-	movedMu sync.Mutex
-	moved   chan struct{}
-	leaders chan raft.Observation
+	// moved is closed, and replaced, each time the leader this member knows changes; movedFor
+	// is the leader it stands for.
+	movedMu  sync.Mutex
+	moved    chan struct{}
+	movedFor raft.ServerID
+	leaders  chan raft.Observation
 }
 
 // New opens (or bootstraps) a raft member. Every initial member bootstraps with the identical
@@ -239,13 +241,25 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	return n, nil
 }
 
-// LeaderChanged returns a channel that is closed when the leader this member knows next changes
-// (to another member, or to none). A call made to the leader it knows now can be abandoned when
-// it closes: the member called may be gone, and a dial to a vanished address does not fail fast.
-func (n *Node) LeaderChanged() <-chan struct{} {
+// LeaderChanged returns the leader this member knows now ("" for none) and a channel that is
+// closed when that changes (to another member, or to none). A call made to that leader can be
+// abandoned when it closes: the member called may be gone, and a dial to a vanished address does
+// not fail fast. Raft's observations only prompt a look at the leader: one that reports the
+// leader already known (still queued when it was read here, or a change and back) closes
+// nothing.
+func (n *Node) LeaderChanged() (leader string, changed <-chan struct{}) {
 	n.movedMu.Lock()
 	defer n.movedMu.Unlock()
-	return n.moved
+	n.syncMovedLocked()
+	return string(n.movedFor), n.moved
+}
+
+// syncMovedLocked closes moved if the leader raft knows now is not the one it stands for.
+func (n *Node) syncMovedLocked() {
+	if _, id := n.raft.LeaderWithID(); id != n.movedFor {
+		close(n.moved)
+		n.moved, n.movedFor = make(chan struct{}), id
+	}
 }
 
 func (n *Node) watchLeaderChanges() {
@@ -256,8 +270,7 @@ func (n *Node) watchLeaderChanges() {
 			return
 		case <-n.leaders:
 			n.movedMu.Lock()
-			close(n.moved)
-			n.moved = make(chan struct{})
+			n.syncMovedLocked()
 			n.movedMu.Unlock()
 		}
 	}

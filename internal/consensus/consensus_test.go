@@ -225,7 +225,7 @@ func TestLeaderChangedCloses(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	l := c.leader()
 	f := c.followerOf(l)
-	before := f.node.LeaderChanged()
+	_, before := f.node.LeaderChanged()
 	select {
 	case <-before:
 		t.Fatal("closed before any change")
@@ -248,8 +248,46 @@ func TestLeaderChangedCloses(t *testing.T) {
 	if id, _ := f.node.Leader(); id != "" && id != to.id {
 		t.Fatalf("after the change the follower knows %q as leader, want %q (or none yet)", id, to.id)
 	}
-	after := f.node.LeaderChanged()
+	_, after := f.node.LeaderChanged()
 	if after == before {
 		t.Fatal("the channel was not replaced after closing")
+	}
+}
+
+// An observation that reports the leader a member already knows closes nothing: one still queued
+// when LeaderChanged read the leader (a member that has just learned of it), or a change and back.
+// A call made to that leader stands.
+func TestLeaderChangedIgnoresKnownLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	f := c.followerOf(l)
+	var leader string
+	var changed <-chan struct{}
+	for deadline := time.Now().Add(10 * time.Second); leader == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower knows no leader")
+		}
+		leader, changed = f.node.LeaderChanged()
+	}
+	if leader != l.id {
+		t.Fatalf("the follower knows %q as leader, want %q", leader, l.id)
+	}
+	for range 3 {
+		f.node.leaders <- raft.Observation{Raft: f.node.Raft(), Data: raft.LeaderObservation{
+			LeaderAddr: raft.ServerAddress(l.id), LeaderID: raft.ServerID(l.id)}}
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(f.node.leaders) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the observations were not read")
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the last one read is handled
+	select {
+	case <-changed:
+		t.Fatal("an observation of the leader already known closed the channel")
+	default:
+	}
+	if again, ch := f.node.LeaderChanged(); again != leader || ch != changed {
+		t.Fatalf("LeaderChanged now %q and another channel, want %q and the same", again, leader)
 	}
 }

@@ -31,8 +31,9 @@ type replicator interface {
 	ProposeBoundary(ctx context.Context) error
 	// Leader returns the member name of the current leader, or "" when there is none.
 	Leader() string
-	// LeaderChanged returns a channel closed when the leader this member knows next changes.
-	LeaderChanged() <-chan struct{}
+	// LeaderChanged returns the leader this member knows now ("" for none) and a channel closed
+	// when that changes.
+	LeaderChanged() (leader string, changed <-chan struct{})
 	IsLeader() bool
 	Stats() RaftStats
 }
@@ -270,8 +271,7 @@ const memberDial = 5 * time.Second
 // the call had not got a connection by then, it went nowhere and the error says so
 // (leaderMoved); otherwise its outcome is unknown.
 func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte, out any) error {
-	moved := n.raft.LeaderChanged()
-	leader := n.raft.Leader()
+	leader, moved := n.raft.LeaderChanged()
 	peer, ok := n.memberPeer(leader)
 	if leader == "" || !ok || peer.URL == "" || leader == n.cfg.Name {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Message: "no raft leader is known", RetryAfter: time.Second}
@@ -279,22 +279,10 @@ func (n *Node) callLeader(ctx context.Context, path, domain string, body []byte,
 	call, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
-		for {
-			select {
-			case <-moved:
-				// The channel also closes for an observation of the leader this call went to: one
-				// still queued when the call began (a member that has just learned of its leader),
-				// or a change and back. The call stands while that member leads. The next channel
-				// is taken before the leader is read, so a change after the read closes it.
-				next := n.raft.LeaderChanged()
-				if n.raft.Leader() == leader {
-					moved = next
-					continue
-				}
-				cancel(errLeaderChanged)
-			case <-call.Done():
-			}
-			return
+		select {
+		case <-moved:
+			cancel(errLeaderChanged)
+		case <-call.Done():
 		}
 	}()
 	var connected atomic.Bool

@@ -84,7 +84,7 @@ func (r raftReplicator) Leader() string {
 	return id
 }
 
-func (r raftReplicator) LeaderChanged() <-chan struct{} { return r.n.LeaderChanged() }
+func (r raftReplicator) LeaderChanged() (string, <-chan struct{}) { return r.n.LeaderChanged() }
 
 func (r raftReplicator) IsLeader() bool { return r.n.IsLeader() }
 
