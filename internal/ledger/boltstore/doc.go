@@ -21,7 +21,7 @@
 //	  ident  LeafIdentityHash                      -> 'S' + index (8B BE) | 'Q' + queue key
 //	  mhash  MerkleLeafHash + index (8B BE)        -> empty (GetLeavesByHash)
 //	  queue  (queue nanos ^ 1<<63) (8B BE) + LeafIdentityHash -> trillian.LogLeaf (LOG trees only)
-//	  rows   level (1B) + index/128 (8B BE)        -> a row: up to 128 node hashes of the level (rows.go)
+//	  rowsbyend  end of coverage (16B BE) + level (1B) -> a row: up to 128 node hashes of the level (rows.go)
 //	  root   tree size (8B BE)                     -> LogRootV1 bytes, the last root stored at that size
 //	  meta   "latest"                              -> LogRootV1 bytes of the latest root
 //	  runs   sorted runs of identity and Merkle hash index entries (IndexLeavesTx; see runs.go)
@@ -29,8 +29,11 @@
 // A row holds the nodes of one level whose indexes differ in their low 7 bits only: a presence
 // bitmap, then the hashes up to the highest present. The 256 hashes of a C2SP tile (level 8L,
 // indexes 256N..256N+255) are two rows, and a commit rewrites the last row of each level it
-// reaches rather than putting every node under a key of its own. Files written before rows kept
-// one key per node in a "node" sub-bucket; NewLogStorage (and EnsureTree) move them into rows.
+// reaches rather than putting every node under a key of its own. Rows sort by the number of
+// leaves below the end of what they cover, so those a commit rewrites are the last keys of the
+// bucket. Files written before rows kept one key per node in a "node" sub-bucket, and files
+// written before rows sorted by end kept rows sorted level by level in a "rows" sub-bucket;
+// NewLogStorage (and EnsureTree) move both into rowsbyend.
 //
 // # What Trillian writes, and what is immutable
 //

@@ -20,14 +20,14 @@ var (
 
 // Sub-buckets of a tree's data bucket (see treeBucketName).
 var (
-	subLeaf  = []byte("leaf")  // leaf index (8B BE) -> trillian.LogLeaf proto (sequenced leaves)
-	subIdent = []byte("ident") // LeafIdentityHash -> ref (see encodeSeqRef, encodeQueueRef)
-	subHash  = []byte("mhash") // MerkleLeafHash || index (8B BE) -> empty
-	subQueue = []byte("queue") // queue time (8B BE nanos) || LeafIdentityHash -> LogLeaf proto (LOG trees)
-	subRows  = []byte("rows")  // level (1B) || index/128 (8B BE) -> a row of up to 128 node hashes (see rows.go)
-	subRoot  = []byte("root")  // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
-	subMeta  = []byte("meta")  // keyLatest -> LogRootV1 bytes
-	subRuns  = []byte("runs")  // sorted runs of index entries written by IndexLeavesTx (see runs.go)
+	subLeaf  = []byte("leaf")      // leaf index (8B BE) -> trillian.LogLeaf proto (sequenced leaves)
+	subIdent = []byte("ident")     // LeafIdentityHash -> ref (see encodeSeqRef, encodeQueueRef)
+	subHash  = []byte("mhash")     // MerkleLeafHash || index (8B BE) -> empty
+	subQueue = []byte("queue")     // queue time (8B BE nanos) || LeafIdentityHash -> LogLeaf proto (LOG trees)
+	subRows  = []byte("rowsbyend") // end of coverage (16B BE) || level (1B) -> a row of up to 128 node hashes (see rows.go)
+	subRoot  = []byte("root")      // tree size (8B BE) -> LogRootV1 bytes, the last root stored at that size
+	subMeta  = []byte("meta")      // keyLatest -> LogRootV1 bytes
+	subRuns  = []byte("runs")      // sorted runs of index entries written by IndexLeavesTx (see runs.go)
 )
 
 var (
@@ -35,8 +35,11 @@ var (
 	subs      = [][]byte{subLeaf, subIdent, subHash, subQueue, subRows, subRoot, subMeta, subRuns}
 
 	// subNodeV1 held one key per Merkle node (level (1B) || index (8B BE) -> hash) in files
-	// written before rows; NewLogStorage moves them into rows.
-	subNodeV1 = []byte("node")
+	// written before rows, and subRowsByLevel the rows sorted level by level (level (1B) ||
+	// index/128 (8B BE)) in files written before rows sorted by end; NewLogStorage moves both
+	// into rows.
+	subNodeV1      = []byte("node")
+	subRowsByLevel = []byte("rows")
 )
 
 const signBit = 1 << 63

@@ -27,14 +27,17 @@ func toNodesV1(t *testing.T, db *bbolt.DB) {
 		}
 		c := b.Bucket(subRows).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			level, first, err := rowOf(k)
+			if err != nil {
+				return err
+			}
 			for slot := range rowWidth {
 				h, err := rowNode(v, slot)
 				if err != nil {
 					return err
 				}
 				if h != nil {
-					index := binary.BigEndian.Uint64(k[1:])*rowWidth + uint64(slot)
-					if err := old.Put(nodeKey(compact.NewNodeID(uint(k[0]), index)), bytes.Clone(h)); err != nil {
+					if err := old.Put(nodeKey(compact.NewNodeID(level, first+uint64(slot))), bytes.Clone(h)); err != nil {
 						return err
 					}
 				}
@@ -47,11 +50,44 @@ func toNodesV1(t *testing.T, db *bbolt.DB) {
 	}
 }
 
-// A file whose nodes are one key each, as files written before rows hold them, is moved into
-// rows when it is opened (by NewLogStorage, or by EnsureTree before it): every node, root and
-// leaf reads the same, the old bucket is gone, and integration carries on.
+// toRowsByLevel rewrites a tree's node rows as a file written before rows sorted by end holds
+// them: the same rows, keyed level (1B) || index/128 (8B BE) in the "rows" sub-bucket.
+func toRowsByLevel(t *testing.T, db *bbolt.DB) {
+	t.Helper()
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(treeBucketName(testTreeID))
+		old, err := b.CreateBucket(subRowsByLevel)
+		if err != nil {
+			return err
+		}
+		c := b.Bucket(subRows).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			level, first, err := rowOf(k)
+			if err != nil {
+				return err
+			}
+			key := append([]byte{byte(level)}, binary.BigEndian.AppendUint64(nil, first/rowWidth)...)
+			if err := old.Put(key, bytes.Clone(v)); err != nil {
+				return err
+			}
+		}
+		return b.DeleteBucket(subRows)
+	})
+	if err != nil {
+		t.Fatalf("rewrite rows level by level: %v", err)
+	}
+}
+
+// A file whose nodes are one key each, or in rows sorted level by level, as files written before
+// rows and before rows sorted by end hold them, is moved into rows sorted by end when it is
+// opened (by NewLogStorage, or by EnsureTree before it): every node, root and leaf reads the
+// same, the old bucket is gone, and integration carries on.
 func TestNodesMovedIntoRows(t *testing.T) {
-	for _, ensureFirst := range []bool{false, true} {
+	for _, c := range []struct {
+		old         string
+		ensureFirst bool
+	}{{"node", false}, {"node", true}, {"rows", false}, {"rows", true}} {
+		ensureFirst := c.ensureFirst
 		path := filepath.Join(t.TempDir(), "state.db")
 		ts := clock.NewFake(epoch)
 		all := makeLeaves(0, 1000, 64)
@@ -65,7 +101,11 @@ func TestNodesMovedIntoRows(t *testing.T) {
 		if n := integrate(t, ls, ts); n != 700 {
 			t.Fatalf("integrated %d, want 700", n)
 		}
-		toNodesV1(t, db)
+		if c.old == "node" {
+			toNodesV1(t, db)
+		} else {
+			toRowsByLevel(t, db)
+		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -79,8 +119,9 @@ func TestNodesMovedIntoRows(t *testing.T) {
 		ls, _ = newStorage(t, db)
 		_ = db.View(func(tx *bbolt.Tx) error {
 			b := tx.Bucket(treeBucketName(testTreeID))
-			if b.Bucket(subNodeV1) != nil || b.Bucket(subRows) == nil {
-				t.Errorf("after opening: node bucket %v, rows bucket %v; want the rows only", b.Bucket(subNodeV1) != nil, b.Bucket(subRows) != nil)
+			if b.Bucket(subNodeV1) != nil || b.Bucket(subRowsByLevel) != nil || b.Bucket(subRows) == nil {
+				t.Errorf("after opening from %q: node bucket %v, rows by level %v, rows by end %v; want the rows by end only",
+					c.old, b.Bucket(subNodeV1) != nil, b.Bucket(subRowsByLevel) != nil, b.Bucket(subRows) != nil)
 			}
 			return nil
 		})
@@ -158,6 +199,65 @@ func TestMalformedRow(t *testing.T) {
 		_, err := rowNode(c.v, c.slot)
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, errBadKey)) {
 			t.Errorf("%s: err = %v", c.desc, err)
+		}
+	}
+}
+
+// The rows that appending leaves changes sort after every row it does not change, so that a
+// commit rewrites the last pages of the rows bucket only: every node completed by leaves
+// old..new-1 lies in a row whose key is above the key of any row that ends at or below old.
+func TestRowKeysOfAppendsSortLast(t *testing.T) {
+	for _, c := range []struct{ old, new uint64 }{
+		{0, 1}, {127, 128}, {128, 316}, {1000, 1188}, {56400, 56588}, {65535, 65537},
+		{1<<20 - 5, 1<<20 + 183}, {1<<40 + 7, 1<<40 + 9000},
+	} {
+		// The highest key of a row not changed: among rows ending at or below old, the last
+		// one of each level (a row's end grows with its index).
+		var unchanged []byte
+		for level := uint(0); level <= maxLevel; level++ {
+			span := uint64(rowWidth) << level
+			if level > 50 || c.old < span {
+				continue
+			}
+			k := rowKey(level, (c.old/span-1)*rowWidth)
+			if bytes.Compare(k[:], unchanged) > 0 {
+				unchanged = k[:]
+			}
+		}
+		// Every node the appends complete: (level, index) with its last leaf in old..new-1.
+		for level := uint(0); level <= 50; level++ {
+			width := uint64(1) << level
+			for index := c.old / width; (index+1)*width <= c.new; index++ {
+				if (index+1)*width <= c.old {
+					continue
+				}
+				if k := rowKey(level, index); bytes.Compare(k[:], unchanged) <= 0 {
+					t.Fatalf("appending %d..%d: node (%d, %d) has row key %x, not above %x of a row it does not change", c.old, c.new-1, level, index, k, unchanged)
+				}
+			}
+		}
+	}
+}
+
+// rowOf inverts rowKey at every level, and refuses keys that rowKey does not make.
+func TestRowKeyRoundTrip(t *testing.T) {
+	for level := uint(0); level <= maxLevel; level++ {
+		for _, index := range []uint64{0, 1, 127, 128, 1000, 1 << 30, 1<<63 - 1, 1<<64 - 1} {
+			k := rowKey(level, index)
+			gotLevel, first, err := rowOf(k[:])
+			if err != nil || gotLevel != level || first != index/rowWidth*rowWidth {
+				t.Fatalf("rowOf(rowKey(%d, %d)) = %d, %d, %v", level, index, gotLevel, first, err)
+			}
+		}
+	}
+	good := rowKey(3, 1000)
+	for _, k := range [][]byte{
+		nil, good[:16], append(good[:16:16], 64), // short, and a level above 63
+		{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},          // a row ending at 0
+		append(append([]byte{}, good[:15]...), good[15]|1, good[16]), // an end that is not a multiple of the row's span
+	} {
+		if _, _, err := rowOf(k); !errors.Is(err, errBadKey) {
+			t.Errorf("rowOf(%x) = %v, want errBadKey", k, err)
 		}
 	}
 }
