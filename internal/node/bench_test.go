@@ -63,15 +63,18 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 }
 
-// mark is when a measured run started: the wall clock, the process's CPU time so far and, given
-// a network, the raft index its leader had applied.
+// mark is when a measured run started: the wall clock, the process's CPU time so far (and the
+// kernel's part of it) and, given a network, the raft index its leader had applied.
 type mark struct {
-	at      time.Time
-	cpu     time.Duration
-	applied uint64
+	at       time.Time
+	cpu, sys time.Duration
+	applied  uint64
 }
 
-func markNow() mark { return mark{at: time.Now(), cpu: proccpu.Used()} }
+func markNow() mark {
+	user, sys := proccpu.Split()
+	return mark{at: time.Now(), cpu: user + sys, sys: sys}
+}
 
 func markNet(tn *testNet) mark {
 	m := markNow()
@@ -80,14 +83,17 @@ func markNet(tn *testNet) mark {
 }
 
 // reportAppend reports an append run that started at start: throughput, latency quantiles, the
-// CPU time per entry and the cores busy on average (every node and the load generator share the
-// process) and, given the network, entries per raft command. Failed submissions fail the
+// CPU time per entry (and the kernel's part of it, sys-µs/entry) and the cores busy on average
+// (every node and the load generator share the process) and, given the network, entries per raft
+// command. Failed submissions fail the
 // benchmark.
 func reportAppend(b *testing.B, tn *testNet, start mark, lat *latencies, failed int64) {
 	wall := time.Since(start.at)
 	b.ReportMetric(float64(b.N)/wall.Seconds(), "entries/s")
-	if cpu := proccpu.Used() - start.cpu; cpu > 0 {
+	if user, sys := proccpu.Split(); user+sys-start.cpu > 0 {
+		cpu := user + sys - start.cpu
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/entry")
+		b.ReportMetric(float64((sys-start.sys).Microseconds())/float64(b.N), "sys-µs/entry")
 		b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
 	}
 	lat.report(b)

@@ -62,6 +62,7 @@ type loadResult struct {
 	failed  int
 	elapsed time.Duration
 	cpu     time.Duration   // the process's CPU time during the run: every node and the load generator
+	sys     time.Duration   // the part of cpu spent in the kernel
 	lat     []time.Duration // sorted
 	indexes []uint64
 	started []time.Time
@@ -70,12 +71,14 @@ type loadResult struct {
 
 func (r *loadResult) rate() float64 { return float64(r.entries) / r.elapsed.Seconds() }
 
-// cpuShare says what the run cost in CPU: per entry, and the cores busy on average.
+// cpuShare says what the run cost in CPU: per entry, the kernel's part of it, and the cores busy
+// on average.
 func (r *loadResult) cpuShare() string {
 	if r.cpu <= 0 || r.entries == 0 {
 		return "CPU not measured"
 	}
-	return fmt.Sprintf("CPU %.0f µs/entry, %.2f cores busy", float64(r.cpu.Microseconds())/float64(r.entries), r.cpu.Seconds()/r.elapsed.Seconds())
+	perEntry := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.entries) }
+	return fmt.Sprintf("CPU %.0f µs/entry (%.0f in the kernel), %.2f cores busy", perEntry(r.cpu), perEntry(r.sys), r.cpu.Seconds()/r.elapsed.Seconds())
 }
 
 func (r *loadResult) quantile(q float64) time.Duration {
@@ -211,7 +214,8 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 	var next, done atomic.Int64
 	var mu sync.Mutex
 	res := &loadResult{}
-	start, cpu0 := time.Now(), proccpu.Used()
+	start := time.Now()
+	user0, sys0 := proccpu.Split()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {
@@ -246,7 +250,8 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 		})
 	}
 	wg.Wait()
-	res.elapsed, res.cpu = time.Since(start), proccpu.Used()-cpu0
+	user, sys := proccpu.Split()
+	res.elapsed, res.cpu, res.sys = time.Since(start), user+sys-user0-sys0, sys-sys0
 	slices.Sort(res.lat)
 	return res
 }
