@@ -242,7 +242,7 @@ func migrateNodes(treeBucket *bbolt.Bucket) error {
 	if old := treeBucket.Bucket(subRowsByLevel); old != nil {
 		c := old.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 9 || k[0] > maxLevel {
+			if len(k) != 9 || k[0] > maxLevel || binary.BigEndian.Uint64(k[1:]) >= 1<<57 {
 				return fmt.Errorf("%w: row key %x", errBadKey, k)
 			}
 			if _, err := rowNode(v, 0); err != nil {

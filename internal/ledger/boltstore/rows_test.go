@@ -261,3 +261,41 @@ func TestRowKeyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A file of the level-by-level layout whose rows do not parse is refused when opened, and left
+// as it was: the move is one transaction.
+func TestMalformedRowsByLevelRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	ts := clock.NewFake(epoch)
+	db := openPath(t, path)
+	if _, err := EnsureTree(context.Background(), db, testTree, ts.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := newStorage(t, db)
+	applyLeaves(t, db, makeLeaves(0, 300, 64), 1)
+	if n := integrate(t, ls, ts); n != 300 {
+		t.Fatalf("integrated %d, want 300", n)
+	}
+	toRowsByLevel(t, db)
+	for _, bad := range [][]byte{{0, 1, 2}, append([]byte{0}, binary.BigEndian.AppendUint64(nil, 1<<57)...)} {
+		err := db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(treeBucketName(testTreeID)).Bucket(subRowsByLevel).Put(bad, make([]byte, bitmapSize))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewLogStorage(db); !errors.Is(err, errBadKey) {
+			t.Fatalf("opening a file with row key %x: %v, want errBadKey", bad, err)
+		}
+		_ = db.View(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(treeBucketName(testTreeID))
+			if b.Bucket(subRowsByLevel) == nil || b.Bucket(subRows) != nil {
+				t.Errorf("after a refused move: rows by level %v, rows by end %v; want the file as it was", b.Bucket(subRowsByLevel) != nil, b.Bucket(subRows) != nil)
+			}
+			return nil
+		})
+		_ = db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(treeBucketName(testTreeID)).Bucket(subRowsByLevel).Delete(bad)
+		})
+	}
+}
