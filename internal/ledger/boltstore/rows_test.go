@@ -15,13 +15,14 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// toNodesV1 rewrites a tree's node rows as a file written before rows holds its nodes: one key
-// per node in the "node" sub-bucket.
-func toNodesV1(t *testing.T, db *bbolt.DB) {
+// rewriteRows moves a tree's node rows into the sub-bucket name of an earlier layout: put stores
+// one row (its level, the index of its first node and its value) there. The rows bucket is gone
+// afterwards, as in a file written before it.
+func rewriteRows(t *testing.T, db *bbolt.DB, name []byte, put func(old *bbolt.Bucket, level uint, first uint64, row []byte) error) {
 	t.Helper()
 	err := db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(treeBucketName(testTreeID))
-		old, err := b.CreateBucket(subNodeV1)
+		old, err := b.CreateBucket(name)
 		if err != nil {
 			return err
 		}
@@ -31,51 +32,42 @@ func toNodesV1(t *testing.T, db *bbolt.DB) {
 			if err != nil {
 				return err
 			}
-			for slot := range rowWidth {
-				h, err := rowNode(v, slot)
-				if err != nil {
-					return err
-				}
-				if h != nil {
-					if err := old.Put(nodeKey(compact.NewNodeID(level, first+uint64(slot))), bytes.Clone(h)); err != nil {
-						return err
-					}
-				}
+			if err := put(old, level, first, v); err != nil {
+				return err
 			}
 		}
 		return b.DeleteBucket(subRows)
 	})
 	if err != nil {
-		t.Fatalf("rewrite nodes as one key each: %v", err)
+		t.Fatalf("rewrite rows into %q: %v", name, err)
 	}
+}
+
+// toNodesV1 rewrites a tree's node rows as a file written before rows holds its nodes: one key
+// per node in the "node" sub-bucket.
+func toNodesV1(t *testing.T, db *bbolt.DB) {
+	rewriteRows(t, db, subNodeV1, func(old *bbolt.Bucket, level uint, first uint64, row []byte) error {
+		for slot := range rowWidth {
+			h, err := rowNode(row, slot)
+			if err != nil {
+				return err
+			}
+			if h != nil {
+				if err := old.Put(nodeKey(compact.NewNodeID(level, first+uint64(slot))), bytes.Clone(h)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // toRowsByLevel rewrites a tree's node rows as a file written before rows sorted by end holds
 // them: the same rows, keyed level (1B) || index/128 (8B BE) in the "rows" sub-bucket.
 func toRowsByLevel(t *testing.T, db *bbolt.DB) {
-	t.Helper()
-	err := db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(treeBucketName(testTreeID))
-		old, err := b.CreateBucket(subRowsByLevel)
-		if err != nil {
-			return err
-		}
-		c := b.Bucket(subRows).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			level, first, err := rowOf(k)
-			if err != nil {
-				return err
-			}
-			key := append([]byte{byte(level)}, binary.BigEndian.AppendUint64(nil, first/rowWidth)...)
-			if err := old.Put(key, bytes.Clone(v)); err != nil {
-				return err
-			}
-		}
-		return b.DeleteBucket(subRows)
+	rewriteRows(t, db, subRowsByLevel, func(old *bbolt.Bucket, level uint, first uint64, row []byte) error {
+		return old.Put(append([]byte{byte(level)}, binary.BigEndian.AppendUint64(nil, first/rowWidth)...), bytes.Clone(row))
 	})
-	if err != nil {
-		t.Fatalf("rewrite rows level by level: %v", err)
-	}
 }
 
 // A file whose nodes are one key each, or in rows sorted level by level, as files written before
