@@ -1,0 +1,118 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/witnessnet/witnessnet/internal/ledger/boltstore"
+)
+
+// Two replicas that apply the same commands end with the same log and tree, whatever else
+// differs between them: one applies each raft batch in one call, the other command by command,
+// indexing at other times and in other step sizes, and restarting now and then, half of those
+// times after the first of an index step's two transactions only (as a crash between them
+// leaves it). A third of the records resubmit an earlier envelope, which both must find
+// wherever its identity is (the index runs, the entries not indexed yet, the same batch).
+func TestReplicasAgreeAcrossBatchingIndexingAndRestarts(t *testing.T) {
+	for seed := uint64(1); seed <= 2; seed++ {
+		replicasAgree(t, seed, 150)
+	}
+}
+
+func replicasAgree(t *testing.T, seed uint64, steps int) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	dir := t.TempDir()
+	open := func(name string) *Ledger {
+		l, err := Open(ctx, Config{Path: filepath.Join(dir, name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := open("a.db"), open("b.db")
+	defer func() { a.Close(); b.Close() }()
+	record := func(i int) []byte {
+		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, i)
+		leaf, _, _ := NewLeaf(env, "", nil)
+		r, _ := (&Record{Identity: IdentityOf(env), Leaf: leaf, Terms: []string{Term(TermType, "x"), Term("key", fmt.Sprint(i%5))}}).MarshalBinary()
+		return r
+	}
+	distinct, index := 0, uint64(0)
+	for step := range steps {
+		var cmds []Command
+		for range 1 + rng.IntN(3) {
+			index++
+			c := Command{Index: index, Kind: KindEntries, Stamp: time.Unix(int64(index), 0)}
+			if rng.IntN(10) == 0 {
+				c.Kind = KindBoundary
+				cmds = append(cmds, c)
+				continue
+			}
+			for range 1 + rng.IntN(300) {
+				if distinct > 0 && rng.IntN(3) == 0 {
+					c.Records = append(c.Records, record(rng.IntN(distinct)))
+				} else {
+					c.Records = append(c.Records, record(distinct))
+					distinct++
+				}
+			}
+			cmds = append(cmds, c)
+		}
+		a.Apply(cmds)
+		for _, c := range cmds {
+			b.Apply([]Command{c})
+			if rng.IntN(3) == 0 {
+				if _, err := b.indexStep(1 + rng.IntN(2*indexBatch)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if rng.IntN(5) == 0 {
+			if _, err := a.indexStep(indexBatch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rng.IntN(25) == 0 {
+			if rng.IntN(2) == 0 {
+				indexIdentitiesOnly(t, b)
+			}
+			b.Close()
+			b = open("b.db")
+		}
+		if a.Size() != uint64(distinct) || b.Size() != uint64(distinct) || a.TreeSize() != b.TreeSize() {
+			t.Fatalf("seed %d step %d: %d distinct entries; sizes %d and %d, trees %d and %d", seed, step, distinct, a.Size(), b.Size(), a.TreeSize(), b.TreeSize())
+		}
+		ra, errA := a.RootAt(ctx, a.TreeSize())
+		rb, errB := b.RootAt(ctx, b.TreeSize())
+		if errA != nil || errB != nil || !bytes.Equal(ra, rb) {
+			t.Fatalf("seed %d step %d: roots at %d: %x (%v) and %x (%v)", seed, step, a.TreeSize(), ra, errA, rb, errB)
+		}
+	}
+}
+
+// indexIdentitiesOnly does the first of an index step's two transactions (identities), as a
+// crash between them leaves the file.
+func indexIdentitiesOnly(t *testing.T, l *Ledger) {
+	t.Helper()
+	st := l.st
+	err := st.db.Update(func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		from := getU64(m.Get(keyIndexed))
+		to, err := termsEnd(tx, from, min(getU64(m.Get(keyNext)), from+indexBatch))
+		if err != nil || to <= from {
+			return err
+		}
+		return boltstore.IndexLeavesTx(tx, st.tree.TreeId, int64(from), int64(to), boltstore.IndexIdentities)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
