@@ -85,13 +85,12 @@ func markNet(tn *testNet) mark {
 // reportAppend reports an append run that started at start: throughput, latency quantiles, the
 // CPU time per entry (and the kernel's part of it, sys-µs/entry) and the cores busy on average
 // (every node and the load generator share the process) and, given the network, entries per raft
-// command. Failed submissions fail the
-// benchmark.
+// command. Failed submissions fail the benchmark.
 func reportAppend(b *testing.B, tn *testNet, start mark, lat *latencies, failed int64) {
 	wall := time.Since(start.at)
 	b.ReportMetric(float64(b.N)/wall.Seconds(), "entries/s")
-	if user, sys := proccpu.Split(); user+sys-start.cpu > 0 {
-		cpu := user + sys - start.cpu
+	user, sys := proccpu.Split()
+	if cpu := user + sys - start.cpu; cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/entry")
 		b.ReportMetric(float64((sys-start.sys).Microseconds())/float64(b.N), "sys-µs/entry")
 		b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
