@@ -222,7 +222,7 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f,
 		moved: make(chan struct{}), leaders: make(chan raft.Observation, 64)}
-	r, err := raft.NewRaft(rc, n.fsm, logs, w, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, n.fsm, logs, w, snaps, withPipelineQueues(cfg.Transport))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("start raft: %w", err)

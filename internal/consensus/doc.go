@@ -16,6 +16,10 @@
 //     own state first.
 //   - Shutdown of a leader transfers leadership to another voter before raft stops, so a
 //     SIGTERM'd leader costs no election timeout. Order: transfer, raft shutdown, WAL close.
+//   - Raft's network transport (TCP or libp2p) replicates through pipelines whose responses are
+//     always read (pipeline.go): with raft v1.8.0's own, a follower that refused one append could
+//     stop receiving entries for as long as the leader lived, and the leader's Shutdown could
+//     hang.
 //   - Pre-vote stays on (raft's default), so a member that was cut off and comes back does not
 //     disrupt a healthy leader.
 //

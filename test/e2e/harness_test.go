@@ -55,11 +55,29 @@ type network struct {
 }
 
 func startNetwork(t *testing.T, n, basePort int, testnetArgs ...string) *network {
-	dir := t.TempDir()
+	return startNetworkIn(t, t.TempDir(), n, basePort, "", testnetArgs...)
+}
+
+// startNetworkIn writes a testnet of n members into dir, appends extra to each member's
+// configuration, and starts them.
+func startNetworkIn(t *testing.T, dir string, n, basePort int, extra string, testnetArgs ...string) *network {
 	args := append([]string{"testnet", "--nodes", fmt.Sprint(n), "--dir", dir, "--base-port", fmt.Sprint(basePort)}, testnetArgs...)
 	out, err := exec.Command(filepath.Join(binDir, "witness"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("witness testnet: %v\n%s", err, out)
+	}
+	for i := range n {
+		cfg := filepath.Join(dir, fmt.Sprintf("node%d", i+1), "witness.yaml")
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString(extra)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	nw := &network{t: t, dir: dir, procs: make([]*exec.Cmd, n)}
 	for i := range n {
