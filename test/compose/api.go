@@ -158,6 +158,54 @@ func (a *API) Leaves(ctx context.Context, size uint64) ([][]byte, error) {
 	return out, nil
 }
 
+// LeafHashes fetches the Merkle leaf hashes of the first size entries from the level-0 tiles.
+func (a *API) LeafHashes(ctx context.Context, size uint64) ([][]byte, error) {
+	const width = 256
+	var out [][]byte
+	for t := uint64(0); t*width < size; t++ {
+		path := "/tile/0/" + TilePath(t)
+		w := min(size-t*width, width)
+		if w < width {
+			path += ".p/" + strconv.FormatUint(w, 10)
+		}
+		b, err := a.getOK(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(len(b)) != w*32 {
+			return nil, fmt.Errorf("%s %s: %d bytes, want %d", a.Name, path, len(b), w*32)
+		}
+		for i := range w {
+			out = append(out, b[i*32:(i+1)*32])
+		}
+	}
+	return out, nil
+}
+
+// EvidenceRecord is one record of a node's /v1/evidence.
+type EvidenceRecord struct {
+	Kind    string   `json:"kind"`
+	Size    uint64   `json:"size"`
+	Signers []string `json:"signers"`
+	Theirs  string   `json:"theirs"`
+	Ours    string   `json:"ours"`
+}
+
+// Evidence fetches the evidence of disagreements a node holds.
+func (a *API) Evidence(ctx context.Context) ([]EvidenceRecord, error) {
+	b, err := a.getOK(ctx, "/v1/evidence")
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Evidence []EvidenceRecord `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("%s /v1/evidence: %w", a.Name, err)
+	}
+	return v.Evidence, nil
+}
+
 // newHTTPClient is a client that does not keep a dead node's connections for long.
 func newHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{

@@ -198,3 +198,102 @@ func MonotonicReads(ops []Op, exempt map[string]bool) []error {
 	}
 	return errs
 }
+
+// Disputed is a checkpoint root that members cosigned and another member's tree disagreed with
+// (a node's /v1/evidence).
+type Disputed struct {
+	Size    uint64
+	Root    []byte
+	Signers []string
+	Found   string // the node that holds the evidence
+}
+
+// ExplainFork says what the nodes' logs, fetched up to one size after they diverged, show about
+// the divergence: where each node's entries first differ from the first node's, which node's
+// level-0 hash tiles disagree with its own entries, and whose entries each disputed root is the
+// root of. Different entries point at what the nodes applied (the commands, deduplication);
+// the same entries under different roots point at the Merkle storage of the node whose root
+// matches no entries. tiles holds each node's level-0 hashes (may be missing for a node).
+func ExplainFork(logs []NodeLog, tiles map[string][][]byte, disputed []Disputed) []string {
+	var out []string
+	if len(logs) == 0 {
+		return []string{"no node's log could be fetched"}
+	}
+	base := logs[0]
+	for _, l := range logs[1:] {
+		n := min(len(base.Leaves), len(l.Leaves))
+		first := -1
+		differ := 0
+		for i := range n {
+			if !bytes.Equal(base.Leaves[i], l.Leaves[i]) {
+				if first < 0 {
+					first = i
+				}
+				differ++
+			}
+		}
+		if first < 0 {
+			out = append(out, fmt.Sprintf("%s and %s hold the same %d entries", base.Node, l.Node, n))
+			continue
+		}
+		msg := fmt.Sprintf("%s and %s hold different entries from index %d on (%d of the first %d differ)", base.Node, l.Node, first, differ, n)
+		if moved := findLeaf(l.Leaves, base.Leaves[first]); moved >= 0 {
+			msg += fmt.Sprintf("; %s's entry %d is %s's entry %d", base.Node, first, l.Node, moved)
+		} else {
+			msg += fmt.Sprintf("; %s's entry %d is not in %s's log", base.Node, first, l.Node)
+		}
+		if moved := findLeaf(base.Leaves, l.Leaves[first]); moved >= 0 {
+			msg += fmt.Sprintf("; %s's entry %d is %s's entry %d", l.Node, first, base.Node, moved)
+		} else {
+			msg += fmt.Sprintf("; %s's entry %d is not in %s's log", l.Node, first, base.Node)
+		}
+		out = append(out, msg)
+	}
+	for _, l := range logs {
+		hashes, ok := tiles[l.Node]
+		if !ok {
+			continue
+		}
+		bad := -1
+		for i := range min(len(hashes), len(l.Leaves)) {
+			if !bytes.Equal(hashes[i], rfc6962.DefaultHasher.HashLeaf(l.Leaves[i])) {
+				bad = i
+				break
+			}
+		}
+		if bad >= 0 {
+			out = append(out, fmt.Sprintf("%s's level-0 hash tile disagrees with its own entry %d", l.Node, bad))
+		} else {
+			out = append(out, fmt.Sprintf("%s's level-0 hashes match its %d entries", l.Node, min(len(hashes), len(l.Leaves))))
+		}
+	}
+	for _, d := range disputed {
+		var whose []string
+		for _, l := range logs {
+			if d.Size > uint64(len(l.Leaves)) {
+				continue
+			}
+			if r, err := Roots(l.Leaves, []uint64{d.Size}); err == nil && bytes.Equal(r[d.Size], d.Root) {
+				whose = append(whose, l.Node)
+			}
+		}
+		switch {
+		case d.Size > uint64(len(base.Leaves)):
+			out = append(out, fmt.Sprintf("root at %d cosigned by %v (evidence on %s): beyond the entries fetched", d.Size, d.Signers, d.Found))
+		case len(whose) == 0:
+			out = append(out, fmt.Sprintf("root at %d cosigned by %v (evidence on %s) is the root of no node's entries: a Merkle storage fault", d.Size, d.Signers, d.Found))
+		default:
+			out = append(out, fmt.Sprintf("root at %d cosigned by %v (evidence on %s) is the root of the entries of %v", d.Size, d.Signers, d.Found, whose))
+		}
+	}
+	return out
+}
+
+func findLeaf(leaves [][]byte, leaf []byte) int {
+	for i, l := range leaves {
+		if bytes.Equal(l, leaf) {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,10 +1,13 @@
 package compose
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -259,4 +262,73 @@ func FuzzParseCheckpoint(f *testing.F) {
 			t.Fatalf("accepted a root of %d bytes", len(cp.Root))
 		}
 	})
+}
+
+func TestExplainFork(t *testing.T) {
+	leaves := make([][]byte, 12)
+	for i := range leaves {
+		leaves[i] = fmt.Appendf(nil, `{"n":%d}`, i)
+	}
+	// n2 applied a duplicate of entry 3 at index 6: everything after moves by one.
+	forked := append(append(append([][]byte{}, leaves[:6]...), leaves[3]), leaves[6:11]...)
+	logs := []NodeLog{{Node: "n1", Leaves: leaves}, {Node: "n2", Leaves: forked}, {Node: "n3", Leaves: leaves}}
+	hashes := func(ls [][]byte) [][]byte {
+		var out [][]byte
+		for _, l := range ls {
+			out = append(out, rfc6962.DefaultHasher.HashLeaf(l))
+		}
+		return out
+	}
+	badTile := hashes(leaves)
+	badTile[9] = rfc6962.DefaultHasher.EmptyRoot()
+	r1, _ := Roots(leaves, []uint64{10})
+	r2, _ := Roots(forked, []uint64{10})
+	got := strings.Join(ExplainFork(logs, map[string][][]byte{"n1": hashes(leaves), "n2": hashes(forked), "n3": badTile}, []Disputed{
+		{Size: 10, Root: r2[10], Signers: []string{"n2"}, Found: "n1"},
+		{Size: 10, Root: r1[10], Signers: []string{"n1", "n3"}, Found: "n2"},
+		{Size: 10, Root: rfc6962.DefaultHasher.EmptyRoot(), Signers: []string{"n3"}, Found: "n1"},
+		{Size: 40, Root: r1[10], Signers: []string{"n1"}, Found: "n2"},
+	}), "\n")
+	for _, want := range []string{
+		"n1 and n2 hold different entries from index 6 on (6 of the first 12 differ); n1's entry 6 is n2's entry 7; n2's entry 6 is n1's entry 3",
+		"n1 and n3 hold the same 12 entries",
+		"n1's level-0 hashes match its 12 entries",
+		"n3's level-0 hash tile disagrees with its own entry 9",
+		"root at 10 cosigned by [n2] (evidence on n1) is the root of the entries of [n2]",
+		"root at 10 cosigned by [n1 n3] (evidence on n2) is the root of the entries of [n1 n3]",
+		"root at 10 cosigned by [n3] (evidence on n1) is the root of no node's entries: a Merkle storage fault",
+		"root at 40 cosigned by [n1] (evidence on n2): beyond the entries fetched",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestLeafHashesAndEvidence(t *testing.T) {
+	hashes := make([]byte, 300*32)
+	for i := range hashes {
+		hashes[i] = byte(i / 32)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /tile/0/000", func(w http.ResponseWriter, r *http.Request) { w.Write(hashes[:256*32]) })
+	mux.HandleFunc("GET /tile/0/001.p/44", func(w http.ResponseWriter, r *http.Request) { w.Write(hashes[256*32:]) })
+	mux.HandleFunc("GET /tile/0/001.p/45", func(w http.ResponseWriter, r *http.Request) { w.Write(hashes[256*32:]) })
+	mux.HandleFunc("GET /v1/evidence", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"evidence":[{"kind":"disagrees","found":"2026-12-05T00:00:00Z","size":722,"signers":["node3"],"theirs":"t","ours":"o"}]}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	a := &API{Name: "n1", URL: srv.URL, HTTP: srv.Client()}
+	got, err := a.LeafHashes(context.Background(), 300)
+	if err != nil || len(got) != 300 || got[299][0] != byte(299%256) || got[256][31] != 0 {
+		t.Fatalf("LeafHashes: %d hashes, %v", len(got), err)
+	}
+	if _, err := a.LeafHashes(context.Background(), 301); err == nil {
+		t.Fatal("a tile one hash short was accepted")
+	}
+	ev, err := a.Evidence(context.Background())
+	if err != nil || len(ev) != 1 || ev[0].Size != 722 || ev[0].Signers[0] != "node3" || ev[0].Theirs != "t" || ev[0].Ours != "o" {
+		t.Fatalf("Evidence: %+v, %v", ev, err)
+	}
 }

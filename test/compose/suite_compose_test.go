@@ -173,7 +173,7 @@ func (c *cluster) stopWatching() ([]Checkpoint, []error) {
 func (c *cluster) converge(t *testing.T, timeout time.Duration) []NodeLog {
 	t.Helper()
 	var size uint64
-	c.poll(t, timeout, "all nodes at one size, integrated and checkpointed", func() bool {
+	converged := pollUntil(timeout, func() bool {
 		var sizes []uint64
 		for _, n := range c.nodes {
 			s, err := c.status(n)
@@ -190,6 +190,12 @@ func (c *cluster) converge(t *testing.T, timeout time.Duration) []NodeLog {
 		size = sizes[0]
 		return true
 	})
+	if !converged {
+		for _, line := range c.explainFork(t) {
+			t.Log(line)
+		}
+		t.Fatalf("timed out after %v waiting for all nodes at one size, integrated and checkpointed", timeout)
+	}
 	var logs []NodeLog
 	for _, n := range c.nodes {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -257,4 +263,66 @@ func report(t *testing.T, what string, errs []error) {
 		}
 		t.Errorf("FAIL %s: %v", what, err)
 	}
+}
+
+// explainFork fetches what tells a fork apart when the nodes do not converge: every node's
+// entries and level-0 hashes up to the smallest tree size among them, and the roots they hold
+// evidence about (ExplainFork).
+func (c *cluster) explainFork(t *testing.T) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out := []string{"the nodes did not converge; what their logs show:"}
+	var size uint64
+	var up []string
+	for _, n := range c.nodes {
+		s, err := c.status(n)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: no status: %v", n, err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %+v", n, *s))
+		if len(up) == 0 || s.TreeSize < size {
+			size = s.TreeSize
+		}
+		up = append(up, n)
+	}
+	var logs []NodeLog
+	tiles := map[string][][]byte{}
+	var disputed []Disputed
+	for _, n := range up {
+		a := c.apis[n]
+		leaves, err := a.Leaves(ctx, size)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: entries: %v", n, err))
+			continue
+		}
+		logs = append(logs, NodeLog{Node: n, Leaves: leaves})
+		if hashes, err := a.LeafHashes(ctx, size); err != nil {
+			out = append(out, fmt.Sprintf("%s: level-0 tiles: %v", n, err))
+		} else {
+			tiles[n] = hashes
+		}
+		ev, err := a.Evidence(ctx)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: evidence: %v", n, err))
+			continue
+		}
+		for _, e := range ev {
+			for _, text := range []string{e.Theirs, e.Ours} {
+				if text == "" {
+					continue
+				}
+				cp, err := ParseCheckpoint([]byte(text), c.pol)
+				if err != nil {
+					out = append(out, fmt.Sprintf("%s: evidence note: %v", n, err))
+					continue
+				}
+				disputed = append(disputed, Disputed{Size: cp.Size, Root: cp.Root, Signers: e.Signers, Found: n})
+			}
+		}
+	}
+	if len(disputed) > 8 {
+		disputed = disputed[:8] // the first ones say where it began
+	}
+	return append(out, ExplainFork(logs, tiles, disputed)...)
 }
