@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,3 +117,165 @@ func indexIdentitiesOnly(t *testing.T, l *Ledger) {
 		t.Fatal(err)
 	}
 }
+
+// Replicas agree while everything that runs beside Apply in a node runs beside it: the
+// sequencer, index steps from another goroutine at any time, readers, snapshots streamed while
+// commands apply. The second replica is now and then replaced by a snapshot of the first taken
+// while the first was applying (as raft installs one on a follower that fell behind), then given
+// the commands after the snapshot's applied index again, and restarted now and then. Run it with
+// -race as well.
+func TestReplicasAgreeWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seedWhileRunning, 11))
+	dir := t.TempDir()
+	open := func(name string) *Ledger {
+		l, err := Open(ctx, Config{Path: filepath.Join(dir, name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Start()
+		return l
+	}
+	a := open("a.db")
+	var bMu sync.RWMutex // held to swap b
+	b := open("b.db")
+	defer func() { a.Close(); b.Close() }()
+	record := func(i int) []byte {
+		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, i)
+		leaf, _, _ := NewLeaf(env, "", nil)
+		r, _ := (&Record{Identity: IdentityOf(env), Leaf: leaf, Terms: []string{Term(TermType, "x")}}).MarshalBinary()
+		return r
+	}
+
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	run := func(fn func(r *rand.Rand)) {
+		bg.Add(1)
+		r := rand.New(rand.NewPCG(rng.Uint64(), 1))
+		go func() {
+			defer bg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				fn(r)
+			}
+		}()
+	}
+	run(func(r *rand.Rand) { // index steps, as the sequencer takes them, at any time
+		bMu.RLock()
+		l := b
+		if r.IntN(2) == 0 {
+			l = a
+		}
+		if _, err := l.indexStep(1 + r.IntN(600)); err != nil {
+			t.Errorf("index step: %v", err)
+		}
+		bMu.RUnlock()
+		time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+	})
+	run(func(r *rand.Rand) { // readers
+		bMu.RLock()
+		for _, l := range []*Ledger{a, b} {
+			ids := []Identity{IdentityOf(fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, r.IntN(5000)))}
+			if _, err := l.LookupAll(ids); err != nil {
+				t.Errorf("lookup: %v", err)
+			}
+			if _, err := l.Search(Term(TermType, "x"), uint64(r.IntN(3000)), 10); err != nil {
+				t.Errorf("search: %v", err)
+			}
+			if size := l.TreeSize(); size > 0 {
+				if _, err := l.RootAt(ctx, 1+uint64(r.IntN(int(size)))); err != nil {
+					t.Errorf("root: %v", err)
+				}
+			}
+		}
+		bMu.RUnlock()
+	})
+
+	var all []Command
+	var snap bytes.Buffer
+	snapDone := make(chan error, 1)
+	snapping := false
+	distinct, index := 0, uint64(0)
+	for step := range stepsWhileRunning {
+		var cmds []Command
+		for range 1 + rng.IntN(3) {
+			index++
+			c := Command{Index: index, Kind: KindEntries, Stamp: time.Unix(int64(index), 0)}
+			if rng.IntN(10) == 0 {
+				c.Kind = KindBoundary
+				cmds = append(cmds, c)
+				continue
+			}
+			for range 1 + rng.IntN(120) {
+				if distinct > 0 && rng.IntN(3) == 0 {
+					c.Records = append(c.Records, record(rng.IntN(distinct)))
+				} else {
+					c.Records = append(c.Records, record(distinct))
+					distinct++
+				}
+			}
+			cmds = append(cmds, c)
+		}
+		all = append(all, cmds...)
+		if !snapping && rng.IntN(8) == 0 {
+			// A snapshot streamed while the next commands apply: it holds some state at or after
+			// this point, and says which by its applied index.
+			snapping = true
+			snap.Reset()
+			go func() { snapDone <- a.Snapshot(&snap) }()
+		}
+		a.Apply(cmds)
+		bMu.RLock()
+		for _, c := range cmds {
+			b.Apply([]Command{c})
+		}
+		bMu.RUnlock()
+		if snapping && rng.IntN(2) == 0 {
+			if err := <-snapDone; err != nil {
+				t.Fatal(err)
+			}
+			snapping = false
+			bMu.Lock()
+			if err := b.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			from := b.AppliedIndex()
+			for _, c := range all {
+				if c.Index > from {
+					b.Apply([]Command{c})
+				}
+			}
+			bMu.Unlock()
+		}
+		if rng.IntN(20) == 0 {
+			bMu.Lock()
+			b.Close()
+			b = open("b.db")
+			bMu.Unlock()
+		}
+		bMu.RLock()
+		sa, sb := a.TreeSize(), b.TreeSize()
+		ra, errA := a.RootAt(ctx, sa)
+		rb, errB := b.RootAt(ctx, sb)
+		bMu.RUnlock()
+		if a.Size() != uint64(distinct) || sa != sb || errA != nil || errB != nil || !bytes.Equal(ra, rb) {
+			t.Fatalf("step %d: %d distinct entries; sizes %d and %d; roots at %d and %d: %x (%v) and %x (%v)", step, distinct, a.Size(), b.Size(), sa, sb, ra, errA, rb, errB)
+		}
+	}
+	close(stop)
+	bg.Wait()
+	if snapping {
+		<-snapDone
+	}
+}
+
+// The seed and length of TestReplicasAgreeWhileRunning, variables so that a longer run can be
+// had by changing them here.
+var (
+	seedWhileRunning  uint64 = 3
+	stepsWhileRunning        = 120
+)
