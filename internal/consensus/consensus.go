@@ -162,6 +162,10 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft wal: %w", err)
 	}
+	if err := removeUnfinishedSnapshots(filepath.Join(cfg.Dir, "snapshots"), cfg.Logger); err != nil {
+		w.Close()
+		return nil, err
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		w.Close()
@@ -282,7 +286,9 @@ func (n *Node) watchLeaderChanges() {
 // older); a state at an older index (restored from a backup, or a snapshot taken just after
 // entries the state machine never sees, such as a leader's no-op) would otherwise miss what lies
 // between. Those entries are committed (the snapshot covers them): it applies them from the local
-// log. If the log no longer holds them, it reports that the snapshot must be restored instead.
+// log. If the log does not hold them all, it reports that the snapshot must be restored instead:
+// the log was compacted past the state, or the snapshot came from the leader and reaches beyond
+// the log (a member killed after storing a snapshot the leader sent and before restoring it).
 func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applied uint64) (restore bool, err error) {
 	list, err := snaps.List()
 	if err != nil || len(list) == 0 {
@@ -296,7 +302,11 @@ func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applie
 	if err != nil {
 		return false, err
 	}
-	if first == 0 || first > applied+1 {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return false, err
+	}
+	if first == 0 || first > applied+1 || last < snapIndex {
 		return true, nil
 	}
 	const chunk = 256
@@ -316,6 +326,23 @@ func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applie
 		}
 	}
 	return false, nil
+}
+
+// removeUnfinishedSnapshots removes the snapshots a member was writing, or receiving from the
+// leader, when it stopped: raft's file snapshot store leaves them (directories named *.tmp)
+// and never reads or removes them, and each is as large as the state.
+func removeUnfinishedSnapshots(dir string, log *slog.Logger) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if err != nil {
+		return err
+	}
+	for _, p := range tmps {
+		log.Info("removing an unfinished raft snapshot", "path", p)
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove unfinished snapshot: %w", err)
+		}
+	}
+	return nil
 }
 
 // watchLeadership marks the node ready to propose only after a barrier: a new leader MUST NOT
