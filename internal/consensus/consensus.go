@@ -158,6 +158,9 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	}
 	hl := HCLog(cfg.Logger, "raft")
 	const logCacheCommands = 32
+	if _, err := finishRotation(walDir, cfg.WALSegmentBytes, cfg.Logger); err != nil {
+		return nil, err
+	}
 	w, err := wal.Open(walDir, wal.WithSegmentSize(cfg.WALSegmentBytes), wal.WithLogger(hl.Named("wal")))
 	if err != nil {
 		return nil, fmt.Errorf("open raft wal: %w", err)
