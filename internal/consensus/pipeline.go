@@ -23,6 +23,12 @@ type networkTransport struct {
 	*raft.NetworkTransport
 }
 
+// What raft asks of a transport beyond raft.Transport is kept: pre-vote, and Close at shutdown.
+var (
+	_ raft.WithPreVote = networkTransport{}
+	_ raft.WithClose   = networkTransport{}
+)
+
 // withPipelineQueues wraps raft's network transport; other transports (raft's in-memory one, in
 // tests) are returned as they are.
 func withPipelineQueues(t raft.Transport) raft.Transport {
