@@ -36,7 +36,8 @@ wal_segment_bytes: 65536
 // and a quorum checkpoint whose root the tiles recompute.
 //
 // WITNESS_FAULTS_DURATION sets how long faults go on (default 40s); WITNESS_FAULTS_KEEP names a
-// directory to keep the members' data and logs in, for a long run hunting a rare failure.
+// directory to keep the members' data and logs in, for a long run hunting a rare failure;
+// WITNESS_FAULTS_TRANSPORT=libp2p runs raft between the members over libp2p.
 func TestFaultsKeepOneLog(t *testing.T) {
 	duration := 40 * time.Second
 	if v := os.Getenv("WITNESS_FAULTS_DURATION"); v != "" {
@@ -46,7 +47,11 @@ func TestFaultsKeepOneLog(t *testing.T) {
 		}
 		duration = d
 	}
-	nw := startNetworkWith(t, 4, 17900, os.Getenv("WITNESS_FAULTS_KEEP"), faultConfig)
+	var args []string
+	if tr := os.Getenv("WITNESS_FAULTS_TRANSPORT"); tr != "" {
+		args = []string{"--transport", tr}
+	}
+	nw := startNetworkWith(t, 4, 17900, os.Getenv("WITNESS_FAULTS_KEEP"), faultConfig, args...)
 	f := &faults{nw: nw, s: newSubmitter(), acked: map[int]uint64{}, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
 	t.Logf("network in %s", nw.dir)
 
@@ -343,11 +348,11 @@ func (nw *network) signal(i int, sig syscall.Signal) {
 
 // startNetworkWith is startNetwork with the network in dir (a new temporary directory if dir is
 // empty) and extra appended to every member's configuration.
-func startNetworkWith(t *testing.T, n, basePort int, dir, extra string) *network {
+func startNetworkWith(t *testing.T, n, basePort int, dir, extra string, testnetArgs ...string) *network {
 	if dir == "" {
 		dir = t.TempDir()
 	} else {
 		dir = filepath.Join(dir, fmt.Sprintf("%s-%d", t.Name(), time.Now().Unix()))
 	}
-	return startNetworkIn(t, dir, n, basePort, extra)
+	return startNetworkIn(t, dir, n, basePort, extra, testnetArgs...)
 }
