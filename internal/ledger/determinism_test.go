@@ -40,33 +40,14 @@ func replicasAgree(t *testing.T, seed uint64, steps int) {
 	}
 	a, b := open("a.db"), open("b.db")
 	defer func() { a.Close(); b.Close() }()
-	record := func(i int) []byte {
-		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, i)
+	src := &commandStream{rng: rng, maxRecords: 300, record: func(i int) []byte {
+		env := testEnvelope(i)
 		leaf, _, _ := NewLeaf(env, "", nil)
 		r, _ := (&Record{Identity: IdentityOf(env), Leaf: leaf, Terms: []string{Term(TermType, "x"), Term("key", fmt.Sprint(i%5))}}).MarshalBinary()
 		return r
-	}
-	distinct, index := 0, uint64(0)
+	}}
 	for step := range steps {
-		var cmds []Command
-		for range 1 + rng.IntN(3) {
-			index++
-			c := Command{Index: index, Kind: KindEntries, Stamp: time.Unix(int64(index), 0)}
-			if rng.IntN(10) == 0 {
-				c.Kind = KindBoundary
-				cmds = append(cmds, c)
-				continue
-			}
-			for range 1 + rng.IntN(300) {
-				if distinct > 0 && rng.IntN(3) == 0 {
-					c.Records = append(c.Records, record(rng.IntN(distinct)))
-				} else {
-					c.Records = append(c.Records, record(distinct))
-					distinct++
-				}
-			}
-			cmds = append(cmds, c)
-		}
+		cmds := src.batch()
 		a.Apply(cmds)
 		for _, c := range cmds {
 			b.Apply([]Command{c})
@@ -88,8 +69,8 @@ func replicasAgree(t *testing.T, seed uint64, steps int) {
 			b.Close()
 			b = open("b.db")
 		}
-		if a.Size() != uint64(distinct) || b.Size() != uint64(distinct) || a.TreeSize() != b.TreeSize() {
-			t.Fatalf("seed %d step %d: %d distinct entries; sizes %d and %d, trees %d and %d", seed, step, distinct, a.Size(), b.Size(), a.TreeSize(), b.TreeSize())
+		if a.Size() != uint64(src.distinct) || b.Size() != uint64(src.distinct) || a.TreeSize() != b.TreeSize() {
+			t.Fatalf("seed %d step %d: %d distinct entries; sizes %d and %d, trees %d and %d", seed, step, src.distinct, a.Size(), b.Size(), a.TreeSize(), b.TreeSize())
 		}
 		ra, errA := a.RootAt(ctx, a.TreeSize())
 		rb, errB := b.RootAt(ctx, b.TreeSize())
@@ -140,12 +121,12 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 	var bMu sync.RWMutex // held to swap b
 	b := open("b.db")
 	defer func() { a.Close(); b.Close() }()
-	record := func(i int) []byte {
-		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, i)
+	src := &commandStream{rng: rng, maxRecords: 120, record: func(i int) []byte {
+		env := testEnvelope(i)
 		leaf, _, _ := NewLeaf(env, "", nil)
 		r, _ := (&Record{Identity: IdentityOf(env), Leaf: leaf, Terms: []string{Term(TermType, "x")}}).MarshalBinary()
 		return r
-	}
+	}}
 
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
@@ -179,7 +160,7 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 	run(func(r *rand.Rand) { // readers
 		bMu.RLock()
 		for _, l := range []*Ledger{a, b} {
-			ids := []Identity{IdentityOf(fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, r.IntN(5000)))}
+			ids := []Identity{IdentityOf(testEnvelope(r.IntN(5000)))}
 			if _, err := l.LookupAll(ids); err != nil {
 				t.Errorf("lookup: %v", err)
 			}
@@ -199,27 +180,8 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 	var snap bytes.Buffer
 	snapDone := make(chan error, 1)
 	snapping := false
-	distinct, index := 0, uint64(0)
 	for step := range stepsWhileRunning {
-		var cmds []Command
-		for range 1 + rng.IntN(3) {
-			index++
-			c := Command{Index: index, Kind: KindEntries, Stamp: time.Unix(int64(index), 0)}
-			if rng.IntN(10) == 0 {
-				c.Kind = KindBoundary
-				cmds = append(cmds, c)
-				continue
-			}
-			for range 1 + rng.IntN(120) {
-				if distinct > 0 && rng.IntN(3) == 0 {
-					c.Records = append(c.Records, record(rng.IntN(distinct)))
-				} else {
-					c.Records = append(c.Records, record(distinct))
-					distinct++
-				}
-			}
-			cmds = append(cmds, c)
-		}
+		cmds := src.batch()
 		all = append(all, cmds...)
 		if !snapping && rng.IntN(8) == 0 {
 			// A snapshot streamed while the next commands apply: it holds some state at or after
@@ -262,8 +224,8 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 		ra, errA := a.RootAt(ctx, sa)
 		rb, errB := b.RootAt(ctx, sb)
 		bMu.RUnlock()
-		if a.Size() != uint64(distinct) || sa != sb || errA != nil || errB != nil || !bytes.Equal(ra, rb) {
-			t.Fatalf("step %d: %d distinct entries; sizes %d and %d; roots at %d and %d: %x (%v) and %x (%v)", step, distinct, a.Size(), b.Size(), sa, sb, ra, errA, rb, errB)
+		if a.Size() != uint64(src.distinct) || sa != sb || errA != nil || errB != nil || !bytes.Equal(ra, rb) {
+			t.Fatalf("step %d: %d distinct entries; sizes %d and %d; roots at %d and %d: %x (%v) and %x (%v)", step, src.distinct, a.Size(), b.Size(), sa, sb, ra, errA, rb, errB)
 		}
 	}
 	close(stop)
@@ -279,3 +241,41 @@ var (
 	seedWhileRunning  uint64 = 3
 	stepsWhileRunning        = 120
 )
+
+// testEnvelope is envelope i of the replica tests.
+func testEnvelope(i int) []byte {
+	return fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[{"keyid":"k","sig":""}]}`, i)
+}
+
+// commandStream makes the replica tests' raft batches: 1 to 3 commands each, a tenth of them
+// boundaries, the others 1 to maxRecords records of which a third resubmit an earlier envelope.
+type commandStream struct {
+	rng        *rand.Rand
+	maxRecords int
+	record     func(i int) []byte // the record of envelope i
+	index      uint64             // raft index of the last command made
+	distinct   int                // distinct envelopes made so far
+}
+
+func (s *commandStream) batch() []Command {
+	var cmds []Command
+	for range 1 + s.rng.IntN(3) {
+		s.index++
+		c := Command{Index: s.index, Kind: KindEntries, Stamp: time.Unix(int64(s.index), 0)}
+		if s.rng.IntN(10) == 0 {
+			c.Kind = KindBoundary
+			cmds = append(cmds, c)
+			continue
+		}
+		for range 1 + s.rng.IntN(s.maxRecords) {
+			if s.distinct > 0 && s.rng.IntN(3) == 0 {
+				c.Records = append(c.Records, s.record(s.rng.IntN(s.distinct)))
+			} else {
+				c.Records = append(c.Records, s.record(s.distinct))
+				s.distinct++
+			}
+		}
+		cmds = append(cmds, c)
+	}
+	return cmds
+}
