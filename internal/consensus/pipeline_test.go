@@ -14,33 +14,10 @@ import (
 // over the transport New gives raft, every send returns, the responses wait in order, and Close
 // returns.
 func TestPipelineGoesOnAfterItsReaderStops(t *testing.T) {
-	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close()
-	go func() {
-		for rpc := range follower.Consumer() {
-			req, ok := rpc.Command.(*raft.AppendEntriesRequest)
-			if !ok {
-				rpc.Respond(nil, io.ErrUnexpectedEOF)
-				continue
-			}
-			// Refuse every entry, echoing which request this answers in LastLog.
-			rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, LastLog: req.PrevLogEntry, Success: false}, nil)
-		}
-	}()
-	leader, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Close()
-
-	trans := withPipelineQueues(leader)
-	p, err := trans.AppendEntriesPipeline("follower", follower.LocalAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Refuse every entry, echoing which request this answers in LastLog.
+	p := pipelineTo(t, func(req *raft.AppendEntriesRequest) *raft.AppendEntriesResponse {
+		return &raft.AppendEntriesResponse{Term: req.Term, LastLog: req.PrevLogEntry, Success: false}
+	})
 	send := func(i uint64) {
 		t.Helper()
 		done := make(chan error, 1)
@@ -95,26 +72,11 @@ func TestPipelineGoesOnAfterItsReaderStops(t *testing.T) {
 
 // TestPipelineClosedWithResponsesHeld closes a pipeline while responses nobody took are held.
 func TestPipelineClosedWithResponsesHeld(t *testing.T) {
-	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close()
-	go func() {
-		for rpc := range follower.Consumer() {
-			rpc.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
-		}
-	}()
-	leader, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Close()
-	p, err := withPipelineQueues(leader).AppendEntriesPipeline("follower", follower.LocalAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := pipelineTo(t, func(*raft.AppendEntriesRequest) *raft.AppendEntriesResponse {
+		return &raft.AppendEntriesResponse{Success: true}
+	})
 	var last raft.AppendFuture
+	var err error
 	for range 4 {
 		if last, err = p.AppendEntries(&raft.AppendEntriesRequest{Term: 1}, new(raft.AppendEntriesResponse)); err != nil {
 			t.Fatal(err)
@@ -130,4 +92,35 @@ func TestPipelineClosedWithResponsesHeld(t *testing.T) {
 	if withPipelineQueues(inmem) != raft.Transport(inmem) {
 		t.Fatal("raft's in-memory transport was wrapped")
 	}
+}
+
+// pipelineTo opens a pipeline, through the transport New gives raft, from one TCP transport to
+// another whose every AppendEntries is answered by answer.
+func pipelineTo(t *testing.T, answer func(*raft.AppendEntriesRequest) *raft.AppendEntriesResponse) raft.AppendPipeline {
+	t.Helper()
+	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follower.Close() })
+	go func() {
+		for rpc := range follower.Consumer() {
+			req, ok := rpc.Command.(*raft.AppendEntriesRequest)
+			if !ok {
+				rpc.Respond(nil, io.ErrUnexpectedEOF)
+				continue
+			}
+			rpc.Respond(answer(req), nil)
+		}
+	}()
+	leader, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leader.Close() })
+	p, err := withPipelineQueues(leader).AppendEntriesPipeline("follower", follower.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
