@@ -277,6 +277,17 @@ func propose(t testing.TB, n *Node, rec string) error {
 	return err
 }
 
+// proposeRecords proposes the records prefix+from .. prefix+(to-1) one at a time, each committed
+// before the next.
+func proposeRecords(t testing.TB, n *Node, prefix string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := propose(t, n, fmt.Sprintf("%s%d", prefix, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func sameRecords(t *testing.T, c *cluster) {
 	t.Helper()
 	ref := c.members[0].sm.records()

@@ -116,19 +116,11 @@ func TestIsolatedLeaderAcknowledgesNothing(t *testing.T) {
 func TestRestartDoesNotReapply(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	l := c.leader()
-	for i := range 50 {
-		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proposeRecords(t, l.node, "r", 0, 50)
 	c.waitConverged(50)
 	f := c.followerOf(l)
 	c.stop(f)
-	for i := 50; i < 80; i++ {
-		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proposeRecords(t, l.node, "r", 50, 80)
 	c.start(f)
 	c.waitConverged(80)
 	sameRecords(t, c)
@@ -148,11 +140,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 	l := c.leader()
 	f := c.followerOf(l)
 	c.isolate(f)
-	for i := range 100 {
-		if err := propose(t, l.node, fmt.Sprintf("r%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proposeRecords(t, l.node, "r", 0, 100)
 	if err := l.node.Raft().Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}

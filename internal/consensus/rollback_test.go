@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,11 +29,7 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 			})
 			l := c.leader()
 			f := c.followerOf(l)
-			for i := range 10 {
-				if err := propose(t, l.node, fmt.Sprintf("a%d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			proposeRecords(t, l.node, "a", 0, 10)
 			c.waitConverged(10)
 			// Keep a copy of f's state at 10 records.
 			c.stop(f)
@@ -43,11 +38,7 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.start(f)
-			for i := range 60 {
-				if err := propose(t, l.node, fmt.Sprintf("b%d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			proposeRecords(t, l.node, "b", 0, 60)
 			c.waitConverged(70)
 			if err := f.node.Raft().Snapshot().Error(); err != nil {
 				t.Fatal(err)
@@ -80,11 +71,7 @@ func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
 	})
 	l := c.leader()
 	f := c.followerOf(l)
-	for i := range 10 {
-		if err := propose(t, l.node, fmt.Sprintf("a%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proposeRecords(t, l.node, "a", 0, 10)
 	c.waitConverged(10)
 	// Keep f's state and log as they are at 10 records.
 	c.stop(f)
@@ -96,11 +83,7 @@ func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 60 {
-		if err := propose(t, l.node, fmt.Sprintf("b%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	proposeRecords(t, l.node, "b", 0, 60)
 	if err := l.node.Raft().Snapshot().Error(); err != nil { // the leader's log no longer reaches f's
 		t.Fatal(err)
 	}
