@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -159,7 +160,7 @@ func (f *faults) inject(t *testing.T) {
 	follower := func(not ...int) int {
 		for {
 			i := f.rng.IntN(len(nw.urls))
-			if i != leader && !containsInt(not, i) {
+			if i != leader && !slices.Contains(not, i) {
 				return i
 			}
 		}
@@ -298,15 +299,6 @@ func firstDifference(a, b [][]byte) int {
 		return min(len(a), len(b))
 	}
 	return -1
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // waitExit waits up to d for member i to exit and reaps it. If it is still running then, it is
