@@ -13,6 +13,7 @@ package jsonscan
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"slices"
 )
 
@@ -360,4 +361,12 @@ func unescape(c byte) (byte, bool) {
 		return '\t', true
 	}
 	return 0, false
+}
+
+// Valid reports whether b is one valid JSON text, as json.Valid does: the scanner decides the
+// texts it knows, encoding/json the rest.
+func Valid(b []byte) bool {
+	s := New(b)
+	s.Skip()
+	return s.End() || json.Valid(b)
 }

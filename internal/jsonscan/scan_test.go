@@ -178,7 +178,7 @@ func TestSkip(t *testing.T) {
 	}
 }
 
-// Whatever Skip accepts, encoding/json accepts.
+// Whatever Skip accepts, encoding/json accepts; Valid answers as json.Valid does.
 func FuzzSkip(f *testing.F) {
 	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"s"]}`, `0`, `-0.0E-0`, `[{"":{}}]`, `01`, `1.e5`} {
 		f.Add([]byte(s))
@@ -188,6 +188,9 @@ func FuzzSkip(f *testing.F) {
 		s.Skip()
 		if s.End() && !json.Valid(b) {
 			t.Fatalf("%q: skipped as JSON", b)
+		}
+		if Valid(b) != json.Valid(b) {
+			t.Fatalf("%q: Valid says %v", b, Valid(b))
 		}
 	})
 }

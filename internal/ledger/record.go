@@ -1,13 +1,18 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/witnessnet/witnessnet/internal/jsonscan"
 )
 
 // MaxBundleEntry is the largest leaf that a C2SP tlog-tiles entry bundle can hold (its length
@@ -47,8 +52,19 @@ func ParseIdentity(s string) (Identity, error) {
 // commits to. It is produced once, by the node that admitted the entry, and replicated verbatim,
 // so every replica hashes identical bytes.
 //
-// An envelope that fits in a bundle is carried whole. A larger one is carried by digest and size;
-// the envelope itself stays retrievable from every node and is checked against the digest.
+// The leaf data is a JSON object in one of three forms, each written exactly one way (ParseLeaf
+// accepts a leaf only as NewLeaf writes it):
+//
+//   - embedded: {"layout":…,"public_keys":[…],"envelope":<the envelope>}, the envelope's bytes
+//     as sent, as the last member. An envelope that is a JSON object without whitespace around
+//     it, in UTF-8, as every envelope sent inside a JSON submission is, is carried so.
+//   - base64: {"envelope":"<base64>","layout":…,"public_keys":[…]}, for any other envelope that
+//     fits (the only form before embedding, so older logs hold it throughout).
+//   - digest: {"envelope_sha256":"<hex>","envelope_size":N,"layout":…,"public_keys":[…]}, for an
+//     envelope whose leaf would not fit in a bundle; the envelope itself stays retrievable from
+//     every node and is checked against the digest.
+//
+// layout and public_keys are left out when empty.
 type Leaf struct {
 	Envelope       []byte   `json:"envelope,omitempty"`
 	EnvelopeSHA256 string   `json:"envelope_sha256,omitempty"`
@@ -60,8 +76,16 @@ type Leaf struct {
 // NewLeaf builds the leaf data for an envelope. It returns the leaf bytes and, for envelopes too
 // large for an entry bundle, the envelope as a separate blob.
 func NewLeaf(envelope []byte, layout string, publicKeys []string) (leaf, blob []byte, err error) {
+	// encoding/json would write other text for a string that is not UTF-8.
+	if !utf8.ValidString(layout) || slices.ContainsFunc(publicKeys, func(k string) bool { return !utf8.ValidString(k) }) {
+		return nil, nil, errors.New("leaf: the layout and public keys must be UTF-8")
+	}
 	l := Leaf{Envelope: envelope, Layout: layout, PublicKeys: publicKeys}
-	leaf, err = json.Marshal(l)
+	if embeddable(envelope) {
+		leaf, err = embed(&l)
+	} else {
+		leaf, err = json.Marshal(l)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,16 +104,78 @@ func NewLeaf(envelope []byte, layout string, publicKeys []string) (leaf, blob []
 	return leaf, envelope, nil
 }
 
-// ParseLeaf decodes leaf data.
+// embeddable reports whether an envelope can be carried as it is, as the JSON value of the
+// leaf's envelope member: a valid JSON object, in UTF-8, starting and ending with its braces
+// (JSON readers drop whitespace around a value, and the envelope's identity counts it).
+func embeddable(envelope []byte) bool {
+	return len(envelope) >= 2 && envelope[0] == '{' && envelope[len(envelope)-1] == '}' &&
+		jsonscan.Valid(envelope) && utf8.Valid(envelope)
+}
+
+// embed writes the embedded form of l: its other members as encoding/json writes them, then the
+// envelope's bytes.
+func embed(l *Leaf) ([]byte, error) {
+	head, err := json.Marshal(Leaf{Layout: l.Layout, PublicKeys: l.PublicKeys})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(`,"envelope":}`)+len(l.Envelope))
+	out = append(out, head[:len(head)-1]...)
+	if len(head) > len("{}") {
+		out = append(out, ',')
+	}
+	out = append(out, `"envelope":`...)
+	out = append(out, l.Envelope...)
+	return append(out, '}'), nil
+}
+
+// Base64Form reports whether b is l in the base64 form, the one every earlier witnessnet wrote.
+func Base64Form(l *Leaf, b []byte) bool {
+	old, err := json.Marshal(Leaf{Envelope: l.Envelope, Layout: l.Layout, PublicKeys: l.PublicKeys})
+	return err == nil && l.Envelope != nil && bytes.Equal(old, b)
+}
+
+// ParseLeaf decodes leaf data in any of its forms. It refuses bytes that NewLeaf would not have
+// written for what they decode to (members repeated, reordered or spaced out, another base64),
+// so that every reader finds the same envelope in a leaf, whatever JSON decoder it uses.
 func ParseLeaf(b []byte) (*Leaf, error) {
-	var l Leaf
-	if err := json.Unmarshal(b, &l); err != nil {
+	var m struct {
+		Envelope       json.RawMessage `json:"envelope"`
+		EnvelopeSHA256 string          `json:"envelope_sha256"`
+		EnvelopeSize   int             `json:"envelope_size"`
+		Layout         string          `json:"layout"`
+		PublicKeys     []string        `json:"public_keys"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("leaf: %w", err)
+	}
+	l := &Leaf{EnvelopeSHA256: m.EnvelopeSHA256, EnvelopeSize: m.EnvelopeSize, Layout: m.Layout, PublicKeys: m.PublicKeys}
+	embedded := len(m.Envelope) > 0 && m.Envelope[0] == '{'
+	switch {
+	case embedded:
+		if !utf8.Valid(m.Envelope) {
+			return nil, errors.New("leaf: the envelope it carries is not UTF-8")
+		}
+		l.Envelope = m.Envelope
+	case len(m.Envelope) > 0:
+		if err := json.Unmarshal(m.Envelope, &l.Envelope); err != nil {
+			return nil, fmt.Errorf("leaf: envelope: %w", err)
+		}
 	}
 	if (len(l.Envelope) == 0) == (l.EnvelopeSHA256 == "") {
 		return nil, errors.New("leaf: exactly one of envelope and envelope_sha256 must be set")
 	}
-	return &l, nil
+	var again []byte
+	var err error
+	if embedded {
+		again, err = embed(l)
+	} else {
+		again, err = json.Marshal(l)
+	}
+	if err != nil || !bytes.Equal(again, b) {
+		return nil, errors.New("leaf: not in the form witnessnet writes (members repeated, reordered or spaced, or a value written another way)")
+	}
+	return l, nil
 }
 
 // Record is one proposed entry, as the admitting node hands it to consensus.

@@ -37,7 +37,10 @@ func (n *Node) readmit(kind ledger.Kind, raw []byte, a *intoto.Admission) error 
 		if adm.rec == nil {
 			return errors.New("a link of a threshold step outside its co-signing group")
 		}
-		if adm.rec.Identity != rec.Identity || !bytes.Equal(adm.rec.Leaf, rec.Leaf) || !bytes.Equal(adm.rec.Blob, rec.Blob) || !slices.Equal(adm.rec.Terms, rec.Terms) {
+		// A member of an earlier version writes the base64 form of the leaf where this one
+		// embeds the envelope: the same envelope, layout and keys, which were just admitted.
+		sameLeaf := bytes.Equal(adm.rec.Leaf, rec.Leaf) || leaf.Envelope != nil && adm.rec.Blob == nil && ledger.Base64Form(leaf, rec.Leaf)
+		if adm.rec.Identity != rec.Identity || !sameLeaf || !bytes.Equal(adm.rec.Blob, rec.Blob) || !slices.Equal(adm.rec.Terms, rec.Terms) {
 			return errors.New("the forwarded record is not what admission makes of its envelope")
 		}
 	case ledger.KindCosign:

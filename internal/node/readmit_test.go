@@ -13,7 +13,9 @@ import (
 
 // A member that forwards records straight to the leader, past its own admission, gets only what
 // the leader would have admitted itself: a record whose signature does not verify, or whose
-// search terms were made up, is refused and never reaches the log; an honest record goes in.
+// search terms were made up, or whose leaf is spelled another way, is refused and never reaches
+// the log; an honest record goes in, also with its leaf in the base64 form an earlier version of
+// the member writes.
 func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	tn := newTestNet(t, 3, nil)
 	lead, liar := tn.follower()
@@ -33,8 +35,22 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	respaced := *honest
+	respaced.Leaf = bytes.Replace(honest.Leaf, []byte(`"envelope":`), []byte(`"envelope": `), 1)
+	adm, err = lead.node.admitEnvelope(s.envelope([]byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"y","predicate":{}}`)), "", []string{s.pem}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := *adm.rec
+	leaf, err := ledger.ParseLeaf(older.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if older.Leaf, err = json.Marshal(leaf); err != nil || bytes.Equal(older.Leaf, adm.rec.Leaf) {
+		t.Fatalf("the base64 form: %s, %v", older.Leaf, err)
+	}
 	var recs [][]byte
-	for _, r := range []*ledger.Record{unsigned, &forgedTerms, honest} {
+	for _, r := range []*ledger.Record{unsigned, &forgedTerms, &respaced, honest, &older} {
 		b, err := r.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
@@ -44,18 +60,20 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 	body := encodeBatch(ledger.KindEntries, recs)
 	code, raw := memberCall(t, lead, "/v1/internal/propose", liar, liar.witPriv, forwardDomain, body)
 	var out []forwardResult
-	if err := json.Unmarshal(raw, &out); err != nil || code != http.StatusOK || len(out) != 3 {
+	if err := json.Unmarshal(raw, &out); err != nil || code != http.StatusOK || len(out) != 5 {
 		t.Fatalf("forward: %d %v %+v", code, err, out)
 	}
-	for i, what := range []string{"a bad signature", "made-up terms"} {
+	for i, what := range []string{"a bad signature", "made-up terms", "a respaced leaf"} {
 		if !strings.Contains(out[i].Error, "refused by the leader") {
 			t.Errorf("%s: %+v", what, out[i])
 		}
 	}
-	if out[2].Error != "" {
-		t.Fatalf("the honest record: %+v", out[2])
+	for i, what := range []string{3: "the honest record", 4: "the honest record in the base64 form"} {
+		if i >= 3 && out[i].Error != "" {
+			t.Fatalf("%s: %+v", what, out[i])
+		}
 	}
-	if size := lead.node.ledger.Size(); size != 1 {
-		t.Fatalf("log size %d, want 1 (the honest record only)", size)
+	if size := lead.node.ledger.Size(); size != 2 {
+		t.Fatalf("log size %d, want 2 (the honest records only)", size)
 	}
 }

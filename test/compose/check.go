@@ -18,12 +18,13 @@ type NodeLog struct {
 	Leaves [][]byte
 }
 
-// leafData is the Merkle leaf data of an entry, as the node API defines it.
+// leafData is the Merkle leaf data of an entry, as the node API defines it: the envelope is
+// either embedded, its bytes as sent being the member's JSON value, or base64.
 type leafData struct {
-	Envelope       []byte   `json:"envelope"`
-	EnvelopeSHA256 string   `json:"envelope_sha256"`
-	Layout         string   `json:"layout"`
-	PublicKeys     []string `json:"public_keys"`
+	Envelope       json.RawMessage `json:"envelope"`
+	EnvelopeSHA256 string          `json:"envelope_sha256"`
+	Layout         string          `json:"layout"`
+	PublicKeys     []string        `json:"public_keys"`
 }
 
 // Identity returns "sha256:<hex>" of the envelope a leaf carries or commits to.
@@ -32,10 +33,16 @@ func Identity(leaf []byte) (string, error) {
 	if err := json.Unmarshal(leaf, &l); err != nil {
 		return "", fmt.Errorf("leaf: %w", err)
 	}
-	if l.Envelope != nil {
+	switch {
+	case len(l.Envelope) > 0 && l.Envelope[0] == '{':
 		return EnvelopeIdentity(l.Envelope), nil
-	}
-	if l.EnvelopeSHA256 != "" {
+	case len(l.Envelope) > 0:
+		var env []byte
+		if err := json.Unmarshal(l.Envelope, &env); err != nil {
+			return "", fmt.Errorf("leaf: envelope: %w", err)
+		}
+		return EnvelopeIdentity(env), nil
+	case l.EnvelopeSHA256 != "":
 		return "sha256:" + l.EnvelopeSHA256, nil
 	}
 	return "", fmt.Errorf("leaf carries no envelope")

@@ -453,21 +453,26 @@ func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string)
 	return win, fmt.Sprintf("flipped %d byte(s) of entry %d in %s's state.db: container %s, %s", hits, index, n, state, outcome)
 }
 
-// damage copies src to dst with the base64 envelope inside leaf altered wherever it occurs.
+// damage copies src to dst with the envelope inside leaf altered wherever it occurs.
 func damage(src, dst string, leaf []byte) (int, error) {
 	db, err := os.ReadFile(src)
 	if err != nil {
 		return 0, err
 	}
-	// The tail of the envelope's base64 (its signature) is unique to this entry; the start is
-	// the same for every envelope of the workload.
+	// The envelope's signature (the tail of its base64 in a leaf of that form) is unique to this
+	// entry; the rest is much the same for every envelope of the workload.
 	needle := leaf
-	if i := strings.Index(string(leaf), `"envelope":"`); i >= 0 {
-		env := leaf[i+len(`"envelope":"`):]
+	for _, start := range []string{`"sig":"`, `"envelope":"`} {
+		i := strings.LastIndex(string(leaf), start)
+		if i < 0 {
+			continue
+		}
+		env := leaf[i+len(start):]
 		if j := strings.IndexByte(string(env), '"'); j > 0 {
 			env = env[:j]
 		}
 		needle = env[max(0, len(env)-64):]
+		break
 	}
 	hits := 0
 	for off := 0; ; {

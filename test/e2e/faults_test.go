@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/witnessnet/witnessnet/internal/ledger"
 )
 
 // faultConfig is what the compose suite adds to every node's configuration: raft snapshots every
@@ -276,10 +278,8 @@ func (f *faults) checkOneLog(t *testing.T, size uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for n, idx := range f.acked {
-		var leaf struct {
-			Envelope []byte `json:"envelope"`
-		}
-		if err := json.Unmarshal(want[idx], &leaf); err != nil {
+		leaf, err := ledger.ParseLeaf(want[idx])
+		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(leaf.Envelope, f.s.envelope(n)) {

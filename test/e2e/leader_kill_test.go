@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/witnessnet/witnessnet/internal/ledger"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -253,10 +253,8 @@ func checkEntries(t *testing.T, url string, s *submitter, acked []uint64, size u
 	}
 	leaves := bundles(t, url, size)
 	for n, idx := range acked {
-		var leaf struct {
-			Envelope []byte `json:"envelope"`
-		}
-		if err := json.Unmarshal(leaves[idx], &leaf); err != nil {
+		leaf, err := ledger.ParseLeaf(leaves[idx])
+		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(leaf.Envelope, s.envelope(n)) {
