@@ -178,7 +178,7 @@ func (st *store) contribute(tx *bbolt.Tx, next uint64, stamp time.Time, con *Con
 
 // completePending appends a group's merged envelope and retires the group.
 func (st *store) completePending(tx *bbolt.Tx, next uint64, stamp time.Time, p *PendingLink, cr *CosignResult) (Result, uint64, error) {
-	leaf, blob, err := NewLeaf(p.Envelope, p.Layout, p.PublicKeys)
+	leaf, blob, err := appliedLeaf(p.Envelope, p.Layout, p.PublicKeys)
 	if err != nil {
 		return Result{Err: fmt.Errorf("%w: %v", ErrMalformedRecord, err)}, next, nil
 	}

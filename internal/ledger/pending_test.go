@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -106,6 +107,35 @@ func TestCosignReachesThreshold(t *testing.T) {
 	defer l2.Close()
 	if open, _ := l2.Pending("", stamp0); len(open) != 1 {
 		t.Fatalf("after restart: %d groups", len(open))
+	}
+}
+
+// TestCompletedGroupLeafAsEveryVersionWritesIt: the leaf of a completed threshold link is made
+// by every replica on its own, so it must not depend on the replica's version: a JSON envelope
+// goes in the base64 form, as earlier versions wrote it, not in the embedded form that admission
+// uses (admission's leaf is made once and replicated as bytes).
+func TestCompletedGroupLeafAsEveryVersionWritesIt(t *testing.T) {
+	merged := []byte(`{"payloadType":"t","payload":"e30=","signatures":[{"sig":"YQ=="},{"sig":"Yg=="}]}`)
+	l, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "state.db"),
+		Merge: func(a, b []byte) ([]byte, error) { return merged, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	t.Cleanup(func() { l.Close() })
+	exp := stamp0.Add(time.Hour)
+	l.Apply([]Command{cosign(1, stamp0, contribution("p1", "alice", exp))})
+	if res := l.Apply([]Command{cosign(2, stamp0, contribution("p1", "bob", exp))})[0][0]; res.Err != nil || res.Cosign == nil || !res.Cosign.Appended {
+		t.Fatalf("second signer: %+v", res)
+	}
+	waitSize(t, l, 1)
+	e, err := l.Entry(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(Leaf{Envelope: merged, Layout: "sha256:aa"})
+	if !bytes.Equal(e.Leaf, want) {
+		t.Fatalf("leaf %s\nwant %s", e.Leaf, want)
 	}
 }
 

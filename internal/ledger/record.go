@@ -73,15 +73,27 @@ type Leaf struct {
 	PublicKeys     []string `json:"public_keys,omitempty"`
 }
 
-// NewLeaf builds the leaf data for an envelope. It returns the leaf bytes and, for envelopes too
-// large for an entry bundle, the envelope as a separate blob.
+// NewLeaf builds the leaf data for an envelope, in the embedded form where it can. It returns the
+// leaf bytes and, for envelopes too large for an entry bundle, the envelope as a separate blob.
 func NewLeaf(envelope []byte, layout string, publicKeys []string) (leaf, blob []byte, err error) {
+	return newLeaf(envelope, layout, publicKeys, embeddable(envelope))
+}
+
+// appliedLeaf builds the leaf of an entry that the state machine itself makes (a threshold
+// link's merged envelope), in the base64 or digest form only. Every replica makes those bytes on
+// its own, also when it replays a command applied elsewhere by an earlier witnessnet, so they
+// must be what every version writes: the forms earlier versions wrote, not the embedded one.
+func appliedLeaf(envelope []byte, layout string, publicKeys []string) (leaf, blob []byte, err error) {
+	return newLeaf(envelope, layout, publicKeys, false)
+}
+
+func newLeaf(envelope []byte, layout string, publicKeys []string, embedded bool) (leaf, blob []byte, err error) {
 	// encoding/json would write other text for a string that is not UTF-8.
 	if !utf8.ValidString(layout) || slices.ContainsFunc(publicKeys, func(k string) bool { return !utf8.ValidString(k) }) {
 		return nil, nil, errors.New("leaf: the layout and public keys must be UTF-8")
 	}
 	l := Leaf{Envelope: envelope, Layout: layout, PublicKeys: publicKeys}
-	if embeddable(envelope) {
+	if embedded {
 		leaf, err = embed(&l)
 	} else {
 		leaf, err = json.Marshal(l)
