@@ -28,6 +28,8 @@ type options struct {
 	clients      int
 	batch        int
 	batchClients int
+	batchEntries int
+	batchRuns    int
 	ledgerN      int
 	catchupN     int
 	profileDir   string
@@ -42,13 +44,16 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 256, "concurrent submitters in the closed-loop run")
 	flag.IntVar(&o.batch, "batch", 200, "entries per request in the batched append run (1: no batched run)")
 	flag.IntVar(&o.batchClients, "batch-clients", 12, "concurrent submitters in the batched run")
+	flag.IntVar(&o.batchEntries, "batch-entries", 20000, "entries in each measured batched run")
+	flag.IntVar(&o.batchRuns, "batch-runs", 3, "measured batched runs per network, one after another (the row gives the median run and the range)")
 	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
 	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of each measured append run into this directory (set-up, signing and warm-up excluded)")
 	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup,verify", "which rows to run")
 	flag.Parse()
+	o.batchRuns = max(o.batchRuns, 1)
 	if o.quick {
-		o.entries, o.ledgerN, o.catchupN = 4000, 100000, 10000
+		o.entries, o.batchEntries, o.ledgerN, o.catchupN = 4000, 4000, 100000, 10000
 	}
 	o.rows = map[string]bool{}
 	for _, r := range strings.Split(rows, ",") {
