@@ -53,7 +53,7 @@ func ParseIdentity(s string) (Identity, error) {
 // so every replica hashes identical bytes.
 //
 // The leaf data is a JSON object in one of three forms, each written exactly one way (ParseLeaf
-// accepts a leaf only as NewLeaf writes it):
+// accepts a leaf only spelled that way):
 //
 //   - embedded: {"layout":…,"public_keys":[…],"envelope":<the envelope>}, the envelope's bytes
 //     as sent, as the last member. An envelope that is a JSON object without whitespace around
@@ -147,9 +147,10 @@ func Base64Form(l *Leaf, b []byte) bool {
 	return err == nil && l.Envelope != nil && bytes.Equal(old, b)
 }
 
-// ParseLeaf decodes leaf data in any of its forms. It refuses bytes that NewLeaf would not have
-// written for what they decode to (members repeated, reordered or spaced out, another base64),
-// so that every reader finds the same envelope in a leaf, whatever JSON decoder it uses.
+// ParseLeaf decodes leaf data in any of its forms. It refuses bytes that are not the form's one
+// spelling of what they decode to (members repeated, reordered or spaced out, another base64),
+// so that every reader finds the same envelope in a leaf, whatever JSON decoder it uses. The
+// base64 form of an envelope that NewLeaf would now embed is accepted: earlier logs hold it.
 func ParseLeaf(b []byte) (*Leaf, error) {
 	var m struct {
 		Envelope       json.RawMessage `json:"envelope"`
