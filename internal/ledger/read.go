@@ -112,9 +112,11 @@ func (l *Ledger) Leaves(ctx context.Context, start, count uint64) ([]*trillian.L
 
 // Entry is one stored entry.
 type Entry struct {
-	Index    uint64
-	Leaf     []byte // Merkle leaf data
-	Envelope []byte // the envelope as sent, whether the leaf carries it or commits to it
+	Index      uint64
+	Leaf       []byte   // Merkle leaf data
+	Envelope   []byte   // the envelope as sent, whether the leaf carries it or commits to it
+	Layout     string   // from the leaf: the layout a link belongs to
+	PublicKeys []string // from the leaf: the keys sent with the entry
 }
 
 // Entry returns the entry at index.
@@ -134,7 +136,7 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", index, err)
 	}
-	e.Envelope = leaf.Envelope
+	e.Envelope, e.Layout, e.PublicKeys = leaf.Envelope, leaf.Layout, leaf.PublicKeys
 	if e.Envelope == nil {
 		err = l.view(func(tx *bbolt.Tx) error {
 			e.Envelope = append([]byte(nil), tx.Bucket(bucketBlobs).Get(u64(index))...)

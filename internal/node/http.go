@@ -81,14 +81,9 @@ func (n *Node) handleEntry(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, notFound(err))
 		return
 	}
-	leaf, err := ledger.ParseLeaf(e.Leaf)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
 	writeEntry(w, entryResponse{
 		Index: idx, Entry: ledger.IdentityOf(e.Envelope).String(), Leaf: base64.StdEncoding.EncodeToString(e.Leaf),
-		Envelope: e.Envelope, Layout: leaf.Layout, PublicKeys: leaf.PublicKeys,
+		Envelope: e.Envelope, Layout: e.Layout, PublicKeys: e.PublicKeys,
 	})
 }
 

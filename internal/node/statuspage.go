@@ -161,10 +161,7 @@ func (n *Node) recent(ctx context.Context) []entryView {
 			break
 		}
 		v := describeEnvelope(e.Envelope)
-		v.Index, v.Entry = i-1, ledger.IdentityOf(e.Envelope).String()
-		if leaf, err := ledger.ParseLeaf(e.Leaf); err == nil {
-			v.Layout = leaf.Layout
-		}
+		v.Index, v.Entry, v.Layout = i-1, ledger.IdentityOf(e.Envelope).String(), e.Layout
 		out = append(out, v)
 	}
 	return out
