@@ -180,7 +180,8 @@ func TestSkip(t *testing.T) {
 
 // Whatever Skip accepts, encoding/json accepts; Valid answers as json.Valid does.
 func FuzzSkip(f *testing.F) {
-	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"s"]}`, `0`, `-0.0E-0`, `[{"":{}}]`, `01`, `1.e5`} {
+	for _, s := range []string{`{"a":[1,-2.5e3,true,false,null,"s"]}`, `0`, `-0.0E-0`, `[{"":{}}]`, `01`, `1.e5`,
+		`{"a":"\u00e9"}`, "{\"a\":\"\u00e9\"}", "{\"a\":\"\xff\"}", `{"a":1,}`, `{} {}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
