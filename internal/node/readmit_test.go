@@ -68,8 +68,8 @@ func TestLeaderReadmitsForwardedRecords(t *testing.T) {
 			t.Errorf("%s: %+v", what, out[i])
 		}
 	}
-	for i, what := range []string{3: "the honest record", 4: "the honest record in the base64 form"} {
-		if i >= 3 && out[i].Error != "" {
+	for i, what := range map[int]string{3: "the honest record", 4: "the honest record in the base64 form"} {
+		if out[i].Error != "" {
 			t.Fatalf("%s: %+v", what, out[i])
 		}
 	}
