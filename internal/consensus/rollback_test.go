@@ -21,12 +21,7 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 		{"restored from the local snapshot", 5, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 3, func(cfg *Config) {
-				cfg.TrailingLogs = tc.trailingLogs
-				cfg.SnapshotThreshold = 1 << 40 // snapshots only when the test asks
-				cfg.SnapshotInterval = time.Hour
-				cfg.WALSegmentBytes = 1024
-			})
+			c := newCluster(t, 3, snapshotsOnRequest(tc.trailingLogs))
 			l := c.leader()
 			f := c.followerOf(l)
 			proposeRecords(t, l.node, "a", 0, 10)
@@ -63,12 +58,7 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 // older than both: it restores the snapshot. (It refused to start, "replay raft log entry ...
 // below the snapshot: log not found", until the log's end was checked too.)
 func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.TrailingLogs = 5
-		cfg.SnapshotThreshold = 1 << 40 // snapshots only when the test asks
-		cfg.SnapshotInterval = time.Hour
-		cfg.WALSegmentBytes = 1024
-	})
+	c := newCluster(t, 3, snapshotsOnRequest(5))
 	l := c.leader()
 	f := c.followerOf(l)
 	proposeRecords(t, l.node, "a", 0, 10)
@@ -120,5 +110,16 @@ func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
 	sameRecords(t, c)
 	if f.sm.restores.Load() == 0 {
 		t.Fatal("f did not restore the snapshot it had stored")
+	}
+}
+
+// snapshotsOnRequest configures members that snapshot only when a test asks, keep trailing
+// entries of their log after a snapshot, and write the log in small segments.
+func snapshotsOnRequest(trailing uint64) func(*Config) {
+	return func(cfg *Config) {
+		cfg.TrailingLogs = trailing
+		cfg.SnapshotThreshold = 1 << 40
+		cfg.SnapshotInterval = time.Hour
+		cfg.WALSegmentBytes = 1024
 	}
 }
