@@ -168,19 +168,19 @@ func (f *faults) inject(t *testing.T) {
 		}
 	}
 	pause := func(lo, hi int) { time.Sleep(time.Duration(lo+f.rng.IntN(hi-lo)) * time.Millisecond) }
+	killAndRestart := func(i int) {
+		nw.kill(i)
+		pause(200, 2000)
+		f.restart(i)
+	}
 	var kind string
 	switch f.rng.IntN(6) {
 	case 0:
 		kind = "leader-sigkill"
-		nw.kill(leader)
-		pause(200, 2000)
-		f.restart(leader)
+		killAndRestart(leader)
 	case 1:
 		kind = "follower-sigkill"
-		i := follower()
-		nw.kill(i)
-		pause(200, 2000)
-		f.restart(i)
+		killAndRestart(follower())
 	case 2:
 		kind = "two-followers-sigkill"
 		i := follower()
