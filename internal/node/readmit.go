@@ -39,7 +39,7 @@ func (n *Node) readmit(kind ledger.Kind, raw []byte, a *intoto.Admission) error 
 		}
 		// A member of an earlier version writes the base64 form of the leaf where this one
 		// embeds the envelope: the same envelope, layout and keys, which were just admitted.
-		sameLeaf := bytes.Equal(adm.rec.Leaf, rec.Leaf) || leaf.Envelope != nil && adm.rec.Blob == nil && ledger.Base64Form(leaf, rec.Leaf)
+		sameLeaf := bytes.Equal(adm.rec.Leaf, rec.Leaf) || adm.rec.Blob == nil && ledger.Base64Form(leaf, rec.Leaf)
 		if adm.rec.Identity != rec.Identity || !sameLeaf || !bytes.Equal(adm.rec.Blob, rec.Blob) || !slices.Equal(adm.rec.Terms, rec.Terms) {
 			return errors.New("the forwarded record is not what admission makes of its envelope")
 		}
