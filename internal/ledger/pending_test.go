@@ -39,10 +39,14 @@ func cosign(raftIndex uint64, at time.Time, recs ...[]byte) Command {
 	return Command{Index: raftIndex, Kind: KindCosign, Stamp: at, Records: recs}
 }
 
-func openCosign(t *testing.T) (*Ledger, string) {
+func openCosign(t *testing.T) (*Ledger, string) { return openMerging(t, testMerge) }
+
+// openMerging opens a started ledger in a new directory that merges co-signers' envelopes with
+// merge.
+func openMerging(t *testing.T, merge Merger) (*Ledger, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
-	l, err := Open(context.Background(), Config{Path: path, Merge: testMerge})
+	l, err := Open(context.Background(), Config{Path: path, Merge: merge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +120,7 @@ func TestCosignReachesThreshold(t *testing.T) {
 // uses (admission's leaf is made once and replicated as bytes).
 func TestCompletedGroupLeafAsEveryVersionWritesIt(t *testing.T) {
 	merged := []byte(`{"payloadType":"t","payload":"e30=","signatures":[{"sig":"YQ=="},{"sig":"Yg=="}]}`)
-	l, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "state.db"),
-		Merge: func(a, b []byte) ([]byte, error) { return merged, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Start()
-	t.Cleanup(func() { l.Close() })
+	l, _ := openMerging(t, func(a, b []byte) ([]byte, error) { return merged, nil })
 	exp := stamp0.Add(time.Hour)
 	l.Apply([]Command{cosign(1, stamp0, contribution("p1", "alice", exp))})
 	if res := l.Apply([]Command{cosign(2, stamp0, contribution("p1", "bob", exp))})[0][0]; res.Err != nil || res.Cosign == nil || !res.Cosign.Appended {
