@@ -45,8 +45,10 @@ type fileConfig struct {
 	ElectionTimeout    time.Duration `mapstructure:"election_timeout" yaml:"election_timeout,omitempty"`
 	SnapshotInterval   time.Duration `mapstructure:"snapshot_interval" yaml:"snapshot_interval,omitempty"`
 	WALSegmentBytes    int           `mapstructure:"wal_segment_bytes" yaml:"wal_segment_bytes,omitempty"`
-	Peers              []peerConfig  `mapstructure:"peers" yaml:"peers,omitempty"`
-	P2P                p2pConfig     `mapstructure:"p2p" yaml:"p2p,omitempty"`
+	// DebugAddr, if set, serves Go's runtime profiles (/debug/pprof/) there.
+	DebugAddr string       `mapstructure:"debug_addr" yaml:"debug_addr,omitempty"`
+	Peers     []peerConfig `mapstructure:"peers" yaml:"peers,omitempty"`
+	P2P       p2pConfig    `mapstructure:"p2p" yaml:"p2p,omitempty"`
 	// Other logs this node witnesses through POST /add-checkpoint (C2SP tlog-witness).
 	WitnessedLogs []witnessedLog `mapstructure:"witnessed_logs" yaml:"witnessed_logs,omitempty"`
 }
@@ -85,7 +87,7 @@ func loadConfig(args []string) (*fileConfig, error) {
 	v.SetEnvPrefix("WITNESS")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
 	v.AutomaticEnv()
-	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "join", "log_level", "max_request_bytes", "queue_depth", "propose_workers", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes"} {
+	for _, k := range []string{"name", "origin", "data_dir", "http_addr", "raft_addr", "log_key", "witness_key", "policy", "raft_bind", "checkpoint_interval", "join", "log_level", "max_request_bytes", "queue_depth", "propose_workers", "snapshot_threshold", "trailing_logs", "election_timeout", "snapshot_interval", "wal_segment_bytes", "debug_addr"} {
 		_ = v.BindEnv(k)
 	}
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -139,6 +141,7 @@ func runCmd(args []string) int {
 		return 2
 	}
 	procs.Set()
+	memLimit := procs.SetMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	closeP2P, err := fc.startP2P(ctx, &cfg, log)
@@ -147,12 +150,18 @@ func runCmd(args []string) int {
 		return 1
 	}
 	defer closeP2P()
+	closeDebug, err := startDebug(fc.DebugAddr, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	defer closeDebug()
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	log.Info("serving", "name", cfg.Name, "http", n.URL(), "raft", cfg.RaftAddr, "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("serving", "name", cfg.Name, "http", n.URL(), "raft", cfg.RaftAddr, "gomaxprocs", runtime.GOMAXPROCS(0), "gomemlimit", memLimitText(memLimit))
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -162,4 +171,15 @@ func runCmd(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// memLimitText says what soft memory limit the runtime was given at start.
+func memLimitText(set int64) string {
+	if set > 0 {
+		return fmt.Sprintf("%d MiB (80%% of the cgroup's limit)", set>>20)
+	}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return v + " (GOMEMLIMIT)"
+	}
+	return "none"
 }

@@ -1,4 +1,5 @@
-// Package procs chooses how many goroutines a witness node runs at once (GOMAXPROCS).
+// Package procs sets the runtime's limits a witness node runs with: how many goroutines run at
+// once (GOMAXPROCS), and, in a cgroup with a memory limit, a soft memory limit for the heap.
 //
 // A node spends much of its time waiting for the disk: the raft WAL and every bbolt commit end
 // in fsync, which takes milliseconds on a busy virtual disk. A goroutine in a system call keeps
@@ -14,7 +15,12 @@ package procs
 
 import (
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // Default is the GOMAXPROCS a node runs with: the GOMAXPROCS environment variable when it is
@@ -32,4 +38,84 @@ func Default() int {
 // cgroup; a container whose limit changes is restarted with it.)
 func Set() int {
 	return runtime.GOMAXPROCS(Default())
+}
+
+// memoryShare is the part of a cgroup memory limit the Go runtime is asked to keep its memory
+// under (runtime/debug.SetMemoryLimit). The rest is for what the kernel also charges the cgroup
+// and the runtime does not count: page cache being written back, socket buffers.
+const memoryShare = 0.8
+
+// SetMemoryLimit gives the Go runtime a soft memory limit of 80% of the memory limit of the
+// process's cgroup, when there is one and the GOMEMLIMIT environment variable does not set one.
+// It returns the limit set, or 0.
+//
+// A node's heap is mostly short-lived (batches, index merges), and with the runtime's default
+// pacing (GOGC=100) the heap may reach twice what is live before a collection: under a
+// container's memory limit that headroom is what gets the process killed. With the soft limit
+// the runtime collects more often as it nears the limit instead.
+func SetMemoryLimit() int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	limit := cgroupMemoryLimit()
+	if limit <= 0 {
+		return 0
+	}
+	soft := int64(float64(limit) * memoryShare)
+	debug.SetMemoryLimit(soft)
+	return soft
+}
+
+// cgroupMemoryLimit reads the memory limit of the process's cgroup, v2 (memory.max) or v1
+// (memory.limit_in_bytes), or returns 0 when there is none.
+func cgroupMemoryLimit() int64 {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	return memoryLimitOf(string(b), "/sys/fs/cgroup", func(path string) ([]byte, error) { return os.ReadFile(path) })
+}
+
+// memoryLimitOf finds the memory limit for the cgroups listed in self (the text of
+// /proc/self/cgroup) under the cgroup mount root. A cgroup namespace (a container) shows its own
+// cgroup as "/", so the limit file is looked for under the path /proc/self/cgroup gives and then
+// at the mount's top.
+func memoryLimitOf(self, root string, read func(string) ([]byte, error)) int64 {
+	parse := func(path string) int64 {
+		b, err := read(path)
+		if err != nil {
+			return 0
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "max" {
+			return 0
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		// v1 writes "no limit" as the largest page-aligned int64.
+		if err != nil || v <= 0 || v >= 1<<62 {
+			return 0
+		}
+		return v
+	}
+	for _, line := range strings.Split(self, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var dir, file string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			dir, file = root, "memory.max"
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			dir, file = filepath.Join(root, "memory"), "memory.limit_in_bytes"
+		default:
+			continue
+		}
+		for _, d := range []string{filepath.Join(dir, parts[2]), dir} {
+			if v := parse(filepath.Join(d, file)); v > 0 {
+				return v
+			}
+		}
+	}
+	return 0
 }
