@@ -99,8 +99,12 @@ func (c Config) withDefaults() Config {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 4096
 	}
+	// Raft stores and sends up to MaxAppendEntries commands at once, and a command of batched
+	// submissions is up to SplitBytes (256 KiB): 64 bound a batch to 16 MiB, which raft-wal's
+	// encoder buffer then keeps for good (at 256 it held 33 MiB in a node filled with a million
+	// entries; the batched 3-node benchmark did not separate 64 from 256, BENCHMARKS.md).
 	if c.MaxAppendEntries <= 0 {
-		c.MaxAppendEntries = 256
+		c.MaxAppendEntries = 64
 	}
 	if c.MaxCommandBytes <= 0 {
 		c.MaxCommandBytes = 16 << 20
