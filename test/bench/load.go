@@ -178,7 +178,11 @@ func submitBatch(c *http.Client, url string, bodies [][]byte) error {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, data)
+		err := fmt.Errorf("%s: %s", resp.Status, data)
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			err = retryable{err}
+		}
+		return err
 	}
 	var out struct {
 		Results []struct {
@@ -194,11 +198,19 @@ func submitBatch(c *http.Client, url string, bodies [][]byte) error {
 	}
 	for _, r := range out.Results {
 		if r.Status != http.StatusCreated && r.Status != http.StatusOK {
-			return fmt.Errorf("an entry of the batch: %d %s", r.Status, r.Message)
+			err := fmt.Errorf("an entry of the batch: %d %s", r.Status, r.Message)
+			if r.Status == http.StatusServiceUnavailable || r.Status == http.StatusTooManyRequests {
+				err = retryable{err}
+			}
+			return err
 		}
 	}
 	return nil
 }
+
+// retryable is a refusal the API says to retry: 503 (not committed, e.g. the leader changed;
+// resubmitting the same envelope is safe) or 429 (queue full).
+type retryable struct{ error }
 
 // closedLoopBatched runs `clients` submitters spread over urls, each posting `per` bodies at a
 // time with POST /v1/entries/batch, until every body is acknowledged.

@@ -1,12 +1,16 @@
 // Command bench measures witnessnet on this machine and prints a table: append throughput and
 // commit latency for 1-, 3- and 5-node loopback networks, submit-to-checkpoint time, inclusion
-// proofs served, one node's memory and disk per million entries, catch-up of a node that lost
-// its data, and the cost of replication against a single unreplicated Trillian log.
+// proofs served, one ledger's memory and disk per million entries, the memory and disk of witness
+// processes (each its own process, started as operators start them) holding a million entries,
+// catch-up of a node that lost its data, and the cost of replication against a single
+// unreplicated Trillian log.
 //
 //	go run ./test/bench            full run (several minutes)
 //	go run ./test/bench -quick     smaller counts, same rows
 //	go run ./test/bench -rows append -cpuprofile /tmp/prof
 //	                               CPU profiles of the measured append runs alone
+//	go run ./test/bench -rows nodes -node-memory-limit 300
+//	                               witness processes each in a 300 MiB memory cgroup (root)
 package main
 
 import (
@@ -31,6 +35,9 @@ type options struct {
 	batchEntries int
 	batchRuns    int
 	ledgerN      int
+	nodesN       int
+	nodeMemLimit int64
+	nodeProfiles string
 	catchupN     int
 	profileDir   string
 	rows         map[string]bool
@@ -47,13 +54,16 @@ func main() {
 	flag.IntVar(&o.batchEntries, "batch-entries", 20000, "entries in each measured batched run")
 	flag.IntVar(&o.batchRuns, "batch-runs", 3, "measured batched runs per network, one after another (the row gives the median run and the range)")
 	flag.IntVar(&o.ledgerN, "ledger-entries", 1000000, "entries for the memory and disk row")
+	flag.IntVar(&o.nodesN, "nodes-entries", 1000000, "entries in the network of witness processes whose memory and disk the nodes row measures")
+	flag.Int64Var(&o.nodeMemLimit, "node-memory-limit", 0, "run each witness process of the nodes row in a memory cgroup of this many MiB, page cache counted (needs root; 0: no limit)")
+	flag.StringVar(&o.nodeProfiles, "node-profiles", "", "with the nodes row: write each witness process's heap profile near its largest anonymous memory into this directory (<name>-heap.pprof), from a debug_addr listener")
 	flag.IntVar(&o.catchupN, "catchup-entries", 100000, "entries in the network before a node catches up")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of each measured append run into this directory (set-up, signing and warm-up excluded)")
-	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,catchup,verify", "which rows to run")
+	flag.StringVar(&rows, "rows", "append,checkpoint,proofs,ledger,nodes,catchup,verify", "which rows to run")
 	flag.Parse()
 	o.batchRuns = max(o.batchRuns, 1)
 	if o.quick {
-		o.entries, o.batchEntries, o.ledgerN, o.catchupN = 4000, 4000, 100000, 10000
+		o.entries, o.batchEntries, o.ledgerN, o.nodesN, o.catchupN = 4000, 4000, 100000, 100000, 10000
 	}
 	o.rows = map[string]bool{}
 	for _, r := range strings.Split(rows, ",") {
@@ -71,6 +81,7 @@ func main() {
 		{"checkpoint", benchCheckpoint},
 		{"proofs", benchProofs},
 		{"ledger", benchLedger},
+		{"nodes", benchNodes},
 		{"catchup", benchCatchup},
 		{"verify", benchVerify},
 	}
