@@ -163,7 +163,7 @@ func (l *Ledger) indexStep(atLeast int) (bool, error) {
 		return false, nil
 	}
 	// The identity index is written in a transaction of its own, then the Merkle hash index, the
-	// terms and the mark of what is indexed. At the largest merges (about a million entries) a
+	// terms and the mark of what is indexed. At the largest merges (half a million entries) a
 	// kind's new runs, and bbolt's pages for them, are held until the commit: committing the
 	// kinds apart halves what is held at once. A crash between the two loses nothing: each
 	// index resumes where it stopped (boltstore.IndexHashesTx).

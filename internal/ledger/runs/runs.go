@@ -7,9 +7,10 @@
 // Instead each batch of entries is written as one run, sorted by (hash, index), and runs of about
 // one size merge fanIn at a time into one run fanIn times larger (see Add): a record is
 // rewritten about log4(N/batch) times in all, and an index holds up to fanIn-1 runs of each size.
-// Runs stop merging at maxMerge records, which bounds the largest merge (40 MiB read and
-// written in one transaction); beyond that an index gains a run per maxMerge records, and
-// looking up an absent hash costs one Bloom probe per run.
+// Runs stop merging at maxMerge records, which bounds the largest merge (20 MiB read and
+// written in one transaction, held in memory with bbolt's pages for it until the commit);
+// beyond that an index gains a run per maxMerge records, and looking up an absent hash costs
+// one Bloom probe per run.
 //
 // A run covers the entries [start, end) and has, in the bucket:
 //
@@ -53,7 +54,7 @@ const (
 // few records.
 var (
 	chunkRecords = 1024    // 40 KiB values
-	maxMerge     = 1 << 20 // runs are not merged beyond this many records (40 MiB)
+	maxMerge     = 1 << 19 // runs are not merged beyond this many records (20 MiB)
 )
 
 var (
