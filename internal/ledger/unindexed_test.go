@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,6 +153,67 @@ func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
 	}
 	if r := l.Apply([]Command{entries(t, 2, 149, 2)}); !r[0][0].Duplicate || r[0][0].Index != 149 || r[0][1].Index != 150 {
 		t.Fatalf("dedup after the restart: %+v", r[0])
+	}
+}
+
+// A crash after the step's first two transactions (identities, Merkle hashes) and before its
+// third (the search terms and the mark of what is indexed) leaves the terms pending: after the
+// restart the step indexes them once, and a search finds each entry once.
+func TestIndexStepResumesBeforeTerms(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	l, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := Command{Index: 1, Kind: KindEntries, Stamp: time.Unix(1700000000, 0)}
+	for i := range 150 {
+		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[]}`, i)
+		leaf, blob, err := NewLeaf(env, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := (&Record{Identity: IdentityOf(env), Leaf: leaf, Blob: blob, Terms: []string{Term("sha256", fmt.Sprint(i))}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Records = append(cmd.Records, r)
+	}
+	l.Apply([]Command{cmd})
+	ids, merkles, ok := l.st.unindexed.hashes(0, 150)
+	if !ok {
+		t.Fatal("hashes not at hand")
+	}
+	for _, kind := range []boltstore.IndexKinds{boltstore.IndexIdentities, boltstore.IndexMerkleHashes} {
+		err = l.st.db.Update(func(tx *bbolt.Tx) error {
+			return boltstore.IndexHashesTx(tx, l.st.tree.TreeId, 0, ids, merkles, kind)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openTest(t, path, nil)
+	waitIndexed(t, l, 150)
+	for _, i := range []int{0, 57, 149} {
+		if got, err := l.Search(Term("sha256", fmt.Sprint(i)), 0, 10); err != nil || !slices.Equal(got, []uint64{uint64(i)}) {
+			t.Fatalf("search for entry %d: %v %v", i, got, err)
+		}
+		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
+			t.Fatalf("lookup %d: %d %v", i, idx, err)
+		}
+		foundByMerkleHash(t, l, i, 150)
+	}
+	err = l.st.db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketTermsPending).Cursor().First(); k != nil {
+			return fmt.Errorf("terms still pending under %x", k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
