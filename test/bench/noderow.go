@@ -165,7 +165,7 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	t.add("a witness process's memory at that size", fmt.Sprintf("%.0f MiB anonymous at most, peak RSS %.0f MiB (largest of %d)", mib(worstAnon), mib(worstRSS), n), conds, "")
 	t.add("a member's data directory at that size", strings.Join(disks, ", "),
-		fmt.Sprintf("blocks allocated (as du counts them) under each member's data directory after %d entries; raft-wal allocates its 64 MiB segments whole", o.nodesN), "")
+		fmt.Sprintf("blocks allocated (as du counts them) under each member's data directory after %d entries; raft-wal allocates each segment file (wal_segment_bytes) whole", o.nodesN), "")
 	return nil
 }
 
