@@ -382,7 +382,13 @@ func snapshotCatchup(t *testing.T, c *cluster) (Window, string) {
 }
 
 // corruptData damages one stored envelope inside a stopped follower's state.db and checks the
-// node never serves the damaged bytes. The node is then given its intact file back.
+// node never serves the damaged bytes. The node is then repaired as an operator would.
+//
+// The damage is exercised only if the node reads the damaged copy: a follower stopped for the
+// copies may come back behind the leader's compacted log (the suite's trailing log is short) and
+// be sent a snapshot, which replaces the damaged file with the leader's intact one before it
+// serves. An attempt where the node never refused the damaged entry is repeated, saying why,
+// up to corruptAttempts times, and the scenario fails if none exercised the damage.
 func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string) {
 	leader, _ := c.waitLeader(t, c.nodes, nil, 30*time.Second)
 	n := corruptNode
@@ -396,13 +402,52 @@ func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string)
 		t.Fatalf("%s: status %+v, %v", n, s, err)
 	}
 	index := s.TreeSize / 2
-	ctx := context.Background()
-	leaf, code, err := c.apis[n].EntryLeaf(ctx, index)
+	leaf, code, err := c.apis[n].EntryLeaf(context.Background(), index)
 	if err != nil || code != 200 {
 		t.Fatalf("%s entry %d: %d %v", n, index, code, err)
 	}
 	from := c.rec.Now()
 	*corrupted = append(*corrupted, Window{from, infinity})
+	var tries []string
+	var hits int
+	var outcome string
+	exercised := false
+	for attempt := 1; attempt <= corruptAttempts && !exercised && !t.Failed(); attempt++ {
+		hits, outcome, exercised = c.damageOnce(t, n, index, leaf)
+		tries = append(tries, fmt.Sprintf("attempt %d: flipped %d byte(s), %s", attempt, hits, outcome))
+	}
+	if !exercised && !t.Failed() {
+		t.Errorf("FAIL the damage to %s's entry %d was never exercised: %s", n, index, strings.Join(tries, "; "))
+	}
+	state, _ := c.containerState(n)
+	// The cluster MUST NOT have noticed: writes kept being acknowledged.
+	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
+	win := Window{from, c.rec.Now()}
+
+	// Repair as an operator would: set the damaged replicated state aside with witness rebuild
+	// (run from the node's own image on its volume) and let the peers catch the node up. Putting
+	// the old state.db back is not a repair: raft's log moved on and was compacted meanwhile.
+	id := c.container(n)
+	c.stop(n)
+	c.must(c.docker("run", "--rm", "--network", "none", "--volumes-from", id, "--entrypoint", "/witness",
+		envOr("WITNESS_IMAGE", "witnessnet:compose-test"), "rebuild", "--data-dir", "/data"))
+	c.start(n)
+	c.waitCaughtUp(t, c.nodes, 60*time.Second)
+	(*corrupted)[len(*corrupted)-1].To = c.rec.Now()
+	return win, fmt.Sprintf("entry %d in %s's state.db, container %s; %s", index, n, state, strings.Join(tries, "; "))
+}
+
+// corruptAttempts is how many times corruptData damages the entry before it gives up on
+// having the node read the damage.
+const corruptAttempts = 4
+
+// damageOnce stops node, flips bytes of the entry's envelope in its state.db, starts it, and
+// probes it for a while: everything it serves MUST be right (the entry, its bundle; the
+// checkpoint watcher holds its checkpoints to the converged log). It reports how many bytes it
+// flipped, what the node did, and whether the damage was exercised: whether the node refused the
+// damaged entry (an answer other than 200) at least once.
+func (c *cluster) damageOnce(t *testing.T, n string, index uint64, leaf []byte) (hits int, outcome string, exercised bool) {
+	ctx := context.Background()
 	c.stop(n)
 	dir := t.TempDir()
 	orig, damaged := filepath.Join(dir, "state.db"), filepath.Join(dir, "damaged.db")
@@ -413,44 +458,57 @@ func corruptData(t *testing.T, c *cluster, corrupted *[]Window) (Window, string)
 		t.Fatal(err)
 	}
 	c.must(c.docker("cp", damaged, id+":/data/state.db"))
+	restart := time.Now()
 	c.start(n)
 
-	// For a while, everything the damaged node serves MUST be right: the entry, its bundle, its
-	// checkpoint (which the checkpoint watcher holds to the converged log).
-	outcome := "never answered for the damaged entry"
+	var refused []int
+	served := false
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		got, code, err := c.apis[n].EntryLeaf(ctx, index)
-		if err == nil && code == 200 {
+		switch {
+		case err == nil && code == 200:
 			if string(got) != string(leaf) {
 				t.Errorf("FAIL %s served damaged data for entry %d", n, index)
-				break
+				return hits, "served damaged data", true
 			}
-			outcome = "served the intact entry"
-		} else if err == nil && outcome != "served the intact entry" {
-			outcome = fmt.Sprintf("answered %d for the damaged entry", code)
+			served = true
+		case err == nil:
+			if len(refused) == 0 || refused[len(refused)-1] != code {
+				refused = append(refused, code)
+			}
 		}
 		if bad := c.checkBundle(n, index, leaf); bad != "" {
 			t.Errorf("FAIL %s %s", n, bad)
-			break
+			return hits, bad, true
 		}
 		time.Sleep(500 * time.Millisecond) // probe interval while the damaged node runs
 	}
-	state, _ := c.containerState(n)
-	// The cluster MUST NOT have noticed: writes kept being acknowledged.
-	c.waitAcks(t, c.rec.Now(), 5, 15*time.Second)
-	win := Window{from, c.rec.Now()}
-
-	// Repair as an operator would: set the damaged replicated state aside with witness rebuild
-	// (run from the node's own image on its volume) and let the peers catch the node up. Putting
-	// the old state.db back is not a repair: raft's log moved on and was compacted meanwhile.
-	c.stop(n)
-	c.must(c.docker("run", "--rm", "--network", "none", "--volumes-from", id, "--entrypoint", "/witness",
-		envOr("WITNESS_IMAGE", "witnessnet:compose-test"), "rebuild", "--data-dir", "/data"))
-	c.start(n)
-	c.waitCaughtUp(t, c.nodes, 60*time.Second)
-	(*corrupted)[len(*corrupted)-1].To = c.rec.Now()
-	return win, fmt.Sprintf("flipped %d byte(s) of entry %d in %s's state.db: container %s, %s", hits, index, n, state, outcome)
+	snapshot := strings.Contains(c.logs(n, restart), "Installed remote snapshot")
+	switch {
+	case len(refused) > 0:
+		outcome = fmt.Sprintf("answered %v for the damaged entry", refused)
+		if served {
+			outcome += ", then the intact entry"
+		}
+		exercised = true
+	case served && snapshot:
+		outcome = "installed a snapshot from the leader before it served, and served the intact entry: the damage was not read"
+	case served:
+		outcome = "served the intact entry without installing a snapshot: the bytes flipped were not the copy it reads"
+	default:
+		// A node that finds its state damaged at start may refuse to run: that is the damage
+		// read too.
+		if st, _ := c.containerState(n); st != "running" {
+			outcome, exercised = "never answered: container "+st, true
+		} else {
+			outcome = "never answered for the damaged entry"
+		}
+	}
+	if snapshot && exercised {
+		outcome += " (a snapshot from the leader was installed meanwhile)"
+	}
+	return hits, outcome, exercised
 }
 
 // damage copies src to dst with the envelope inside leaf altered wherever it occurs.
