@@ -103,14 +103,16 @@ func (c Config) withDefaults() Config {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 4096
 	}
-	// Raft stores and sends up to MaxAppendEntries commands at once, and a command of batched
-	// submissions is up to SplitBytes (256 KiB): 16 bound a batch to 4 MiB. raft-wal grows a
-	// segment's write buffer to the largest batch stored in it, doubling, and keeps it for as
-	// long as the segment exists (a sealed segment is read through the writer that wrote it):
-	// in a member filled with a million entries the buffers held 33 MiB at 256 and 58 MiB over
-	// 22 segments at 64. Smaller batches cost nothing measurable (BENCHMARKS.md).
+	// Raft stores and sends up to MaxAppendEntries commands at once and hands them to the state
+	// machine in batches of as many, and a command of batched submissions is up to SplitBytes
+	// (256 KiB). A follower catching up queues up to 128 such batches (raft's fsmMutateCh) while
+	// its state machine applies them: a member catching up a million entries reached 864 MiB
+	// anonymous at 16 commands, 184 MiB at 2. raft-wal, too, keeps a segment's write buffer at
+	// the largest batch written to it for as long as the segment exists. The leader's own
+	// batches are small anyway (propose_workers batches in flight); the batched 3-node benchmark
+	// did not separate 2 from 16 (BENCHMARKS.md).
 	if c.MaxAppendEntries <= 0 {
-		c.MaxAppendEntries = 16
+		c.MaxAppendEntries = 2
 	}
 	if c.MaxCommandBytes <= 0 {
 		c.MaxCommandBytes = 16 << 20
