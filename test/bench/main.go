@@ -1,8 +1,9 @@
 // Command bench measures witnessnet on this machine and prints a table: append throughput and
 // commit latency for 1-, 3- and 5-node loopback networks, submit-to-checkpoint time, inclusion
 // proofs served, one ledger's memory and disk per million entries, the memory and disk of witness
-// processes (each its own process, started as operators start them) holding a million entries,
-// catch-up of a node that lost its data, and the cost of replication against a single
+// processes (each its own process, started as operators start them) holding a million entries
+// and one of them catching the million up after losing its data, catch-up of a node that lost
+// its data in a network of 100,000, and the cost of replication against a single
 // unreplicated Trillian log.
 //
 //	go run ./test/bench            full run (several minutes)

@@ -34,7 +34,7 @@ func newMemLimit(bytes int64) (*memLimit, error) {
 // add makes a new cgroup limited to l.bytes and returns the file a process writes its pid to
 // to join it.
 func (l *memLimit) add(name string) (string, error) {
-	dir := filepath.Join(l.root, fmt.Sprintf("witnessnet-bench-%d-%s", os.Getpid(), name))
+	dir := filepath.Join(l.root, fmt.Sprintf("witnessnet-bench-%d-%d-%s", os.Getpid(), len(l.dirs), name))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}

@@ -166,6 +166,52 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	t.add("a witness process's memory at that size", fmt.Sprintf("%.0f MiB anonymous at most, peak RSS %.0f MiB (largest of %d)", mib(worstAnon), mib(worstRSS), n), conds, "")
 	t.add("a member's data directory at that size", strings.Join(disks, ", "),
 		fmt.Sprintf("blocks allocated (as du counts them) under each member's data directory after %d entries; raft-wal allocates each segment file (wal_segment_bytes) whole", o.nodesN), "")
+
+	// Catch-up: a follower loses its data directory and is started again, as a member whose
+	// disk was replaced would be; it holds the network's tree again once raft has sent it what
+	// it lacks (a snapshot, or the log itself while the leader still holds all of it).
+	victim := (max(leader, 0) + 1) % n
+	p := procs[victim]
+	p.stop()
+	if err := os.RemoveAll(filepath.Join(p.dir, "data")); err != nil {
+		return err
+	}
+	begin := time.Now()
+	p, err = startNodeProc(bin, p.dir, p.name, limit)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	procs[victim] = p
+	for {
+		if err := p.exited(); err != nil {
+			return err
+		}
+		p.sample()
+		var st struct {
+			TreeSize uint64 `json:"tree_size"`
+		}
+		if getJSON(urls[victim]+"/v1/status", &st) == nil && st.TreeSize >= uint64(o.nodesN) {
+			break
+		}
+		if time.Since(begin) > 10*time.Minute {
+			return fmt.Errorf("%s does not hold the tree again after 10 minutes (tree %d of %d)", p.name, st.TreeSize, o.nodesN)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(begin)
+	p.sample()
+	how := "the leader's log (no snapshot)"
+	if log, err := os.ReadFile(filepath.Join(p.dir, "witness.log")); err == nil && strings.Contains(string(log), "Installed remote snapshot") {
+		how = "a snapshot from the leader, then the log after it"
+	}
+	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
+		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm))
+	if limit != nil {
+		_, oom := limit.report()
+		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
+	}
+	t.add("catch-up of a witness process that lost its data, at that size", ms(took), conds, "")
 	return nil
 }
 

@@ -21,7 +21,7 @@ func TestNodesRow(t *testing.T) {
 	if err := benchNodes(context.Background(), o, &tab); err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.rows) != 2 {
+	if len(tab.rows) != 3 {
 		t.Fatalf("rows: %q", tab.rows)
 	}
 	mem, disk := tab.rows[0], tab.rows[1]
@@ -38,5 +38,8 @@ func TestNodesRow(t *testing.T) {
 	}
 	if strings.Contains(disk[1], "state.db 0,") {
 		t.Errorf("a state.db of no size: %q", disk[1])
+	}
+	if c := tab.rows[2]; !strings.HasPrefix(c[0], "catch-up") || !strings.HasSuffix(c[1], " ms") || !strings.Contains(c[2], "empty data directory") {
+		t.Errorf("catch-up row: %q", c)
 	}
 }
