@@ -42,11 +42,14 @@ func EncodeCommand(kind uint8, stamp time.Time, records [][]byte) []byte {
 	return out
 }
 
-// SplitBytes is the size Split keeps commands within. Raft's transport decodes a log entry's
-// data into one buffer of exactly its size only up to 256 KiB; a larger entry is read in
-// 256 KiB steps, each into a new buffer the size of all read so far, so a follower allocates
-// and copies about twice its size.
-const SplitBytes = 256 << 10
+// SplitBytes is the size Split keeps commands within. Raft stores, sends and applies commands
+// in batches of a number of them (MaxAppendEntries), and a follower catching up queues up to 128
+// such batches for its state machine: the command's size is what bounds that memory (16 × 32
+// KiB × 128 = 64 MiB; at 256 KiB a member catching up a million entries reached 864 MiB).
+// Commands this size cost no more CPU per entry than commands of 256 KiB (BENCHMARKS.md).
+// Raft's transport decodes a log entry's data into one buffer of exactly its size only up to
+// 256 KiB, which is why commands were cut at all.
+const SplitBytes = 32 << 10
 
 // Split cuts records, in order, into groups whose commands (EncodeCommand) each take at most
 // SplitBytes; a record too large for that is a group of its own. Records are not copied.

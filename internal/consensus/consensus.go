@@ -97,22 +97,23 @@ func (c Config) withDefaults() Config {
 	if c.SnapshotInterval <= 0 {
 		c.SnapshotInterval = def.SnapshotInterval
 	}
+	// Both count commands. Under batched submissions a command is up to SplitBytes (32 KiB, about
+	// 20 entries): 131,072 commands are some 4 GiB of log between snapshots, each of which
+	// copies the whole state, and 32,768 some 1 GiB kept after one.
 	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = 16384
+		c.SnapshotThreshold = 131072
 	}
 	if c.TrailingLogs == 0 {
-		c.TrailingLogs = 4096
+		c.TrailingLogs = 32768
 	}
 	// Raft stores and sends up to MaxAppendEntries commands at once and hands them to the state
-	// machine in batches of as many, and a command of batched submissions is up to SplitBytes
-	// (256 KiB). A follower catching up queues up to 128 such batches (raft's fsmMutateCh) while
-	// its state machine applies them: a member catching up a million entries reached 864 MiB
-	// anonymous at 16 commands, 184 MiB at 2. raft-wal, too, keeps a segment's write buffer at
-	// the largest batch written to it for as long as the segment exists. The leader's own
-	// batches are small anyway (propose_workers batches in flight); the batched 3-node benchmark
-	// did not separate 2 from 16 (BENCHMARKS.md).
+	// machine in batches of as many; a follower catching up queues up to 128 such batches, so
+	// MaxAppendEntries times the command size (SplitBytes) bounds that memory. Fewer commands
+	// per batch would slow a catch-up through many small commands (one RPC and one fsync per
+	// batch: 100,000 entries took 4.3 s at 2 against 1.9-2.6 at 16). raft-wal keeps a segment's
+	// write buffer at the largest batch written to it for as long as the segment exists.
 	if c.MaxAppendEntries <= 0 {
-		c.MaxAppendEntries = 2
+		c.MaxAppendEntries = 16
 	}
 	if c.MaxCommandBytes <= 0 {
 		c.MaxCommandBytes = 16 << 20
