@@ -374,7 +374,20 @@ func (n *Node) watchLeadership() {
 			if !leader {
 				continue
 			}
-			if err := n.raft.Barrier(30 * time.Second).Error(); err != nil {
+			// Raft answers a barrier it has taken in, but one still in its apply channel when
+			// raft shuts down (leadership lost at that moment, say) is never answered: waiting
+			// for it without also watching stop held Shutdown for good (a node test's cleanup,
+			// once). The goroutine left waiting then is the only thing that outlives Shutdown.
+			barrier := n.raft.Barrier(30 * time.Second)
+			errc := make(chan error, 1)
+			go func() { errc <- barrier.Error() }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-n.stop:
+				return
+			}
+			if err != nil {
 				n.log.Warn("barrier after election", "err", err)
 				continue
 			}
