@@ -121,7 +121,7 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	filled := time.Since(start)
 	// Every member holds the whole tree before anything is read at the end.
 	for i, u := range urls {
-		if err := waitTree(ctx, u, uint64(o.nodesN), procs[i]); err != nil {
+		if err := waitTree(ctx, u, uint64(o.nodesN), procs[i], 5*time.Minute, nil); err != nil {
 			return err
 		}
 	}
@@ -183,21 +183,8 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	defer p.stop()
 	procs[victim] = p
-	for {
-		if err := p.exited(); err != nil {
-			return err
-		}
-		p.sample()
-		var st struct {
-			TreeSize uint64 `json:"tree_size"`
-		}
-		if getJSON(urls[victim]+"/v1/status", &st) == nil && st.TreeSize >= uint64(o.nodesN) {
-			break
-		}
-		if time.Since(begin) > 10*time.Minute {
-			return fmt.Errorf("%s does not hold the tree again after 10 minutes (tree %d of %d)", p.name, st.TreeSize, o.nodesN)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitTree(ctx, urls[victim], uint64(o.nodesN), p, 10*time.Minute, p.sample); err != nil {
+		return err
 	}
 	took := time.Since(begin)
 	p.sample()
@@ -440,14 +427,19 @@ func waitHealthy(ctx context.Context, url string, p *nodeProc) error {
 	return fmt.Errorf("%s not healthy after a minute", p.name)
 }
 
-func waitTree(ctx context.Context, url string, size uint64, p *nodeProc) error {
-	deadline := time.Now().Add(5 * time.Minute)
+// waitTree polls url's status until it holds size entries, calling tick (if any) at each poll,
+// and fails if p exits or patience runs out.
+func waitTree(ctx context.Context, url string, size uint64, p *nodeProc, patience time.Duration, tick func()) error {
+	deadline := time.Now().Add(patience)
+	var st struct {
+		TreeSize uint64 `json:"tree_size"`
+	}
 	for time.Now().Before(deadline) {
 		if err := p.exited(); err != nil {
 			return err
 		}
-		var st struct {
-			TreeSize uint64 `json:"tree_size"`
+		if tick != nil {
+			tick()
 		}
 		if getJSON(url+"/v1/status", &st) == nil && st.TreeSize >= size {
 			return nil
@@ -455,10 +447,10 @@ func waitTree(ctx context.Context, url string, size uint64, p *nodeProc) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s does not hold %d entries after 5 minutes", p.name, size)
+	return fmt.Errorf("%s does not hold %d entries after %v (tree %d)", p.name, size, patience, st.TreeSize)
 }
 
 func getJSON(url string, v any) error {
