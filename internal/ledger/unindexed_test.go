@@ -118,33 +118,12 @@ func TestEntriesFoundBeforeAndAfterIndexing(t *testing.T) {
 	check(l, 151)
 }
 
-// The index step writes the identity index and the Merkle hash index in two transactions. A
-// crash between them leaves the identities indexed and the rest not: after the restart the step
-// completes the Merkle hash index without indexing an identity twice, and everything is found.
+// The index step writes the identities, the Merkle hashes and the search terms in transactions
+// of their own. A crash after the first leaves the identities indexed and the rest not: after the
+// restart the step completes the others without indexing an identity twice, and everything is
+// found.
 func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.db")
-	l, err := Open(context.Background(), Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Apply([]Command{entries(t, 1, 0, 150)})
-	ids, merkles, ok := l.st.unindexed.hashes(0, 150)
-	if !ok {
-		t.Fatal("hashes not at hand")
-	}
-	// The first of the step's two transactions, and no second.
-	err = l.st.db.Update(func(tx *bbolt.Tx) error {
-		return boltstore.IndexHashesTx(tx, l.st.tree.TreeId, 0, ids, merkles, boltstore.IndexIdentities)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	l = openTest(t, path, nil)
-	waitIndexed(t, l, 150)
+	l := reopenAfterIndexing(t, entries(t, 1, 0, 150), boltstore.IndexIdentities)
 	for _, i := range []int{0, 57, 149} {
 		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
 			t.Fatalf("lookup %d: %d %v", i, idx, err)
@@ -160,11 +139,6 @@ func TestIndexStepResumesAfterIdentitiesOnly(t *testing.T) {
 // third (the search terms and the mark of what is indexed) leaves the terms pending: after the
 // restart the step indexes them once, and a search finds each entry once.
 func TestIndexStepResumesBeforeTerms(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.db")
-	l, err := Open(context.Background(), Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := Command{Index: 1, Kind: KindEntries, Stamp: time.Unix(1700000000, 0)}
 	for i := range 150 {
 		env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d","signatures":[]}`, i)
@@ -178,12 +152,44 @@ func TestIndexStepResumesBeforeTerms(t *testing.T) {
 		}
 		cmd.Records = append(cmd.Records, r)
 	}
+	l := reopenAfterIndexing(t, cmd, boltstore.IndexIdentities, boltstore.IndexMerkleHashes)
+	for _, i := range []int{0, 57, 149} {
+		if got, err := l.Search(Term("sha256", fmt.Sprint(i)), 0, 10); err != nil || !slices.Equal(got, []uint64{uint64(i)}) {
+			t.Fatalf("search for entry %d: %v %v", i, got, err)
+		}
+		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
+			t.Fatalf("lookup %d: %d %v", i, idx, err)
+		}
+		foundByMerkleHash(t, l, i, 150)
+	}
+	err := l.st.db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketTermsPending).Cursor().First(); k != nil {
+			return fmt.Errorf("terms still pending under %x", k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reopenAfterIndexing applies cmd (150 entries from index 0) to a ledger that does not index,
+// runs the index step's transactions for kinds by hand, one each, as a step that crashed after
+// them would have, closes the ledger and returns it reopened and started, with all 150 entries
+// indexed again.
+func reopenAfterIndexing(t *testing.T, cmd Command, kinds ...boltstore.IndexKinds) *Ledger {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	l, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.Apply([]Command{cmd})
 	ids, merkles, ok := l.st.unindexed.hashes(0, 150)
 	if !ok {
 		t.Fatal("hashes not at hand")
 	}
-	for _, kind := range []boltstore.IndexKinds{boltstore.IndexIdentities, boltstore.IndexMerkleHashes} {
+	for _, kind := range kinds {
 		err = l.st.db.Update(func(tx *bbolt.Tx) error {
 			return boltstore.IndexHashesTx(tx, l.st.tree.TreeId, 0, ids, merkles, kind)
 		})
@@ -194,27 +200,9 @@ func TestIndexStepResumesBeforeTerms(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-
 	l = openTest(t, path, nil)
 	waitIndexed(t, l, 150)
-	for _, i := range []int{0, 57, 149} {
-		if got, err := l.Search(Term("sha256", fmt.Sprint(i)), 0, 10); err != nil || !slices.Equal(got, []uint64{uint64(i)}) {
-			t.Fatalf("search for entry %d: %v %v", i, got, err)
-		}
-		if idx, err := l.Lookup(identityOf(t, i)); err != nil || idx != uint64(i) {
-			t.Fatalf("lookup %d: %d %v", i, idx, err)
-		}
-		foundByMerkleHash(t, l, i, 150)
-	}
-	err = l.st.db.View(func(tx *bbolt.Tx) error {
-		if k, _ := tx.Bucket(bucketTermsPending).Cursor().First(); k != nil {
-			return fmt.Errorf("terms still pending under %x", k)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return l
 }
 
 // foundByMerkleHash fails t unless Trillian finds test entry i by its Merkle leaf hash, at i.
