@@ -176,7 +176,7 @@ func runCmd(args []string) int {
 // memLimitText says what soft memory limit the runtime was given at start.
 func memLimitText(set int64) string {
 	if set > 0 {
-		return fmt.Sprintf("%d MiB (80%% of the cgroup's limit)", set>>20)
+		return fmt.Sprintf("%d MiB (%.0f%% of the cgroup's limit)", set>>20, procs.MemoryShare*100)
 	}
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		return v + " (GOMEMLIMIT)"

@@ -40,10 +40,10 @@ func Set() int {
 	return runtime.GOMAXPROCS(Default())
 }
 
-// memoryShare is the part of a cgroup memory limit the Go runtime is asked to keep its memory
+// MemoryShare is the part of a cgroup memory limit the Go runtime is asked to keep its memory
 // under (runtime/debug.SetMemoryLimit). The rest is for what the kernel also charges the cgroup
 // and the runtime does not count: page cache being written back, socket buffers.
-const memoryShare = 0.8
+const MemoryShare = 0.8
 
 // SetMemoryLimit gives the Go runtime a soft memory limit of 80% of the memory limit of the
 // process's cgroup, when there is one and the GOMEMLIMIT environment variable does not set one.
@@ -61,7 +61,7 @@ func SetMemoryLimit() int64 {
 	if limit <= 0 {
 		return 0
 	}
-	soft := int64(float64(limit) * memoryShare)
+	soft := int64(float64(limit) * MemoryShare)
 	debug.SetMemoryLimit(soft)
 	return soft
 }
