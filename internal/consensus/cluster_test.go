@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -77,10 +78,15 @@ func (s *listSM) Apply(cmds []Command) []any {
 
 func (s *listSM) AppliedIndex() uint64 { return s.applied.Load() }
 
-func (s *listSM) Snapshot(w io.Writer) error {
+// ReadState reads the whole state into memory (the tests' states are small).
+func (s *listSM) ReadState() (io.ReadCloser, int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.View(func(tx *bbolt.Tx) error { _, err := tx.WriteTo(w); return err })
+	var buf bytes.Buffer
+	if err := s.db.View(func(tx *bbolt.Tx) error { _, err := tx.WriteTo(&buf); return err }); err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(&buf), int64(buf.Len()), nil
 }
 
 func (s *listSM) Restore(r io.Reader) error {

@@ -27,6 +27,10 @@ var (
 	ErrLeadershipLost = errors.New("leadership lost while the proposal was in flight; outcome unknown")
 	// ErrShutdown means the node is shutting down.
 	ErrShutdown = errors.New("raft is shut down")
+	// ErrStateBehindLog means the state machine's state is older than anything this member's
+	// raft log and snapshots can bring it to (its state.db was put back from an old copy, say):
+	// the member must be rebuilt from its peers.
+	ErrStateBehindLog = errors.New("the state is behind the raft log")
 	// ErrTooLarge means a command exceeds MaxCommandBytes.
 	ErrTooLarge = errors.New("command too large")
 )
@@ -40,8 +44,12 @@ type StateMachine interface {
 	// AppliedIndex is the raft index of the last command whose effects are durable. The state
 	// machine MUST persist it atomically with those effects.
 	AppliedIndex() uint64
-	// Snapshot streams the state; Restore replaces the state with a stream Snapshot wrote.
-	Snapshot(w io.Writer) error
+	// ReadState opens a consistent read of the whole state, in the form Restore takes: a
+	// reader of exactly size bytes. Commands go on being applied while it is open; it may hold
+	// commands after the last snapshot's index. The leader sends it to a member its log no
+	// longer reaches: the state is the snapshot (see snapshotStore).
+	ReadState() (rc io.ReadCloser, size int64, err error)
+	// Restore replaces the state with one ReadState read (on another member).
 	Restore(r io.Reader) error
 }
 
@@ -81,7 +89,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	def := raft.DefaultConfig()
 	if c.HeartbeatTimeout <= 0 {
 		c.HeartbeatTimeout = 500 * time.Millisecond
 	}
@@ -94,14 +101,19 @@ func (c Config) withDefaults() Config {
 	if c.CommitTimeout <= 0 {
 		c.CommitTimeout = 5 * time.Millisecond
 	}
+	// A snapshot copies nothing (the state is the snapshot, see snapshotStore): it only lets raft
+	// drop the log before it, so members take one often. Raft looks every 10-20 s whether
+	// SnapshotThreshold commands have been applied since the last one; the log then keeps
+	// TrailingLogs of them, which a member that fell behind by less catches up from, and one
+	// further behind is sent the leader's whole state instead. Both count commands: under
+	// batched submissions a command is up to SplitBytes (32 KiB, about 20 entries), so the log
+	// between snapshots is at most some 512 MiB and what is kept after one some 1 GiB, plus what
+	// arrives between two looks; with one submission per command, some 20 and 40 MiB.
 	if c.SnapshotInterval <= 0 {
-		c.SnapshotInterval = def.SnapshotInterval
+		c.SnapshotInterval = 10 * time.Second
 	}
-	// Both count commands. Under batched submissions a command is up to SplitBytes (32 KiB, about
-	// 20 entries): 131,072 commands are some 4 GiB of log between snapshots, each of which
-	// copies the whole state, and 32,768 some 1 GiB kept after one.
 	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = 131072
+		c.SnapshotThreshold = 16384
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 32768
@@ -178,14 +190,10 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft wal: %w", err)
 	}
-	if err := removeUnfinishedSnapshots(filepath.Join(cfg.Dir, "snapshots"), cfg.Logger); err != nil {
-		w.Close()
-		return nil, err
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	snaps, err := newSnapshotStore(cfg.Dir, 2, sm, cfg.Logger)
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("open snapshots: %w", err)
+		return nil, err
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -204,19 +212,26 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
-	f := &fsm{sm: sm}
+	f := &fsm{sm: sm, snaps: snaps}
 	if has {
+		// Snapshots received from the leader (or copies an earlier version of the store made)
+		// that the state already holds are only disk: they become held.
+		if err := snaps.heldUpTo(sm.AppliedIndex()); err != nil {
+			w.Close()
+			return nil, err
+		}
 		restore, err := catchUpFromLog(w, snaps, f, sm.AppliedIndex())
 		if err != nil {
 			w.Close()
 			return nil, err
 		}
 		if restore {
-			// The state is older than anything the log can replay (it was restored from a
-			// backup, say): start from the newest local snapshot instead. The state machine checks
-			// what it restores; if that fails, raft does not start.
-			cfg.Logger.Warn("the state is behind the raft log; restoring the newest local snapshot", "applied_index", sm.AppliedIndex())
+			// The state is older than anything the log can replay, and a snapshot the leader
+			// sent is stored but was not restored (the member stopped in between): start from
+			// it. The state machine checks what it restores; if that fails, raft does not start.
+			cfg.Logger.Warn("the state is behind the raft log; restoring the snapshot the leader sent", "applied_index", sm.AppliedIndex())
 			rc.NoSnapshotRestoreOnStart = false
+			snaps.restoring.Store(true)
 		}
 	}
 	if !has && cfg.Join {
@@ -243,6 +258,7 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, wal: w, stop: make(chan struct{}), fsm: f,
 		moved: make(chan struct{}), leaders: make(chan raft.Observation, 64)}
 	r, err := raft.NewRaft(rc, n.fsm, logs, w, snaps, withPipelineQueues(cfg.Transport))
+	snaps.restoring.Store(false)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -299,19 +315,21 @@ func (n *Node) watchLeaderChanges() {
 // catchUpFromLog brings a state machine that is behind the newest local snapshot up to it before
 // raft starts. Raft starts at the snapshot's index and replays only the log after it (the state
 // is durable, so restoring the snapshot at every start would only replace newer state with
-// older); a state at an older index (restored from a backup, or a snapshot taken just after
+// older); a state at an older index (put back from a copy, or a snapshot taken just after
 // entries the state machine never sees, such as a leader's no-op) would otherwise miss what lies
 // between. Those entries are committed (the snapshot covers them): it applies them from the local
-// log. If the log does not hold them all, it reports that the snapshot must be restored instead:
-// the log was compacted past the state, or the snapshot came from the leader and reaches beyond
-// the log (a member killed after storing a snapshot the leader sent and before restoring it).
-func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applied uint64) (restore bool, err error) {
-	list, err := snaps.List()
+// log. If the log does not hold them all, the state can only come from a snapshot: one the
+// leader sent and the member stored but did not restore (killed in between) is restored (it
+// reports restore); a held snapshot is the state itself, so the member must be rebuilt from its
+// peers (an error that says so).
+func catchUpFromLog(logs raft.LogStore, snaps *snapshotStore, f *fsm, applied uint64) (restore bool, err error) {
+	list, err := snaps.list()
 	if err != nil || len(list) == 0 {
 		return false, err
 	}
-	snapIndex := list[0].Index
-	if applied >= snapIndex {
+	newest := list[0]
+	snapIndex := newest.Index
+	if applied >= snapIndex || (newest.Held && applied >= newest.StateApplied) {
 		return false, nil
 	}
 	first, err := logs.FirstIndex()
@@ -323,6 +341,10 @@ func catchUpFromLog(logs raft.LogStore, snaps raft.SnapshotStore, f *fsm, applie
 		return false, err
 	}
 	if first == 0 || first > applied+1 || last < snapIndex {
+		if newest.Held {
+			return false, fmt.Errorf("%w: the state's applied index is %d, the raft log starts at %d and the newest snapshot (%s, held by the state when it was taken at applied index %d) is not a copy; rebuild this member from its peers (witness rebuild)",
+				ErrStateBehindLog, applied, first, newest.ID, newest.StateApplied)
+		}
 		return true, nil
 	}
 	const chunk = 256

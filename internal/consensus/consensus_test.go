@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -149,6 +150,14 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 	sameRecords(t, c)
 	if f.sm.restores.Load() == 0 {
 		t.Fatal("the lagging follower caught up without a snapshot")
+	}
+	// The leader sent its state without copying it into a snapshot first, and the follower
+	// keeps no copy of what it restored: no member holds a snapshot's state.bin.
+	for _, m := range c.members {
+		copies, _ := filepath.Glob(filepath.Join(m.dir, "snapshots", "*", snapshotStateFile))
+		if len(copies) > 0 {
+			t.Errorf("%s keeps copies of the state in its snapshots: %v", m.id, copies)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -14,6 +15,8 @@ type fsm struct {
 	// batches: raft counts a batch applied once it hands it over, before the state machine has
 	// stored it, which can take a while for a node catching up.
 	applying atomic.Uint64
+	// snaps is the member's snapshot store (nil in tests of the adapter alone).
+	snaps *snapshotStore
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -55,23 +58,36 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// Snapshot returns a snapshot that streams the state when raft persists it. The stream may
-// include commands applied after this call; that is safe because the state records its own
-// applied index and skips replays.
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return &snapshot{sm: f.sm}, nil }
-
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	return f.sm.Restore(rc)
+// Snapshot records the state's applied index; raft then records a held snapshot (see
+// snapshotStore): the durable state is the snapshot, nothing is copied.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{applied: f.sm.AppliedIndex()}, nil
 }
 
-type snapshot struct{ sm StateMachine }
-
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.sm.Snapshot(sink); err != nil {
-		sink.Cancel()
+// Restore replaces the state with a snapshot the leader sent. The snapshots the restored state
+// now holds are recorded as held, and their copies removed.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.sm.Restore(rc); err != nil {
 		return err
 	}
+	if f.snaps != nil {
+		if err := f.snaps.restored(f.sm.AppliedIndex()); err != nil {
+			f.snaps.log.Warn("recording restored raft snapshots as held", "err", err)
+		}
+	}
+	return nil
+}
+
+type snapshot struct{ applied uint64 }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	k, ok := sink.(*snapshotSink)
+	if !ok {
+		sink.Cancel()
+		return fmt.Errorf("snapshot sink %T: the state is not copied into a snapshot store's files", sink)
+	}
+	k.hold(s.applied)
 	return sink.Close()
 }
 

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,9 +20,11 @@ func (s *blockingSM) Apply(cmds []Command) []any {
 	<-s.release
 	return make([]any, len(cmds))
 }
-func (s *blockingSM) AppliedIndex() uint64     { return 0 }
-func (s *blockingSM) Snapshot(io.Writer) error { return nil }
-func (s *blockingSM) Restore(io.Reader) error  { return nil }
+func (s *blockingSM) AppliedIndex() uint64 { return 0 }
+func (s *blockingSM) ReadState() (io.ReadCloser, int64, error) {
+	return io.NopCloser(strings.NewReader("")), 0, nil
+}
+func (s *blockingSM) Restore(io.Reader) error { return nil }
 
 // While the state machine applies a batch, the fsm says which: Stats counts the batch applied
 // only once the state machine returns, where raft counts it once handed over.

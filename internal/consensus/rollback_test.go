@@ -1,6 +1,10 @@
 package consensus
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,17 +12,18 @@ import (
 )
 
 // A member whose state was put back to an older copy while it was stopped (a backup restored,
-// say) catches up to everyone else: from its local log when the log still holds what the state
-// lacks, from its newest local snapshot when the log was compacted past it. It never silently
-// skips the entries between.
+// say) catches up from its local log when the log still holds what the state lacks. When the
+// log was compacted past it, nothing local holds what is missing (a snapshot is the state
+// itself): the member refuses to start, changes nothing, and is rebuilt from its peers. It never
+// silently skips the entries between.
 func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		trailingLogs uint64
-		wantRestore  bool
+		wantRefused  bool
 	}{
 		{"replayed from the local log", 100000, false},
-		{"restored from the local snapshot", 5, true},
+		{"refused when the log was compacted past it", 5, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, 3, snapshotsOnRequest(tc.trailingLogs))
@@ -43,11 +48,45 @@ func TestStateRolledBackBelowTheSnapshot(t *testing.T) {
 			if err := os.WriteFile(f.dir+".db", old, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c.start(f)
+			if !tc.wantRefused {
+				c.start(f)
+				c.waitConverged(70)
+				sameRecords(t, c)
+				if f.sm.restores.Load() != 0 {
+					t.Fatal("restored a snapshot where the local log held what the state lacked")
+				}
+				return
+			}
+			f.sm = openList(t, f.dir+".db")
+			oldApplied := f.sm.AppliedIndex()
+			if _, err := New(context.Background(), c.config(f), f.sm); !errors.Is(err, ErrStateBehindLog) {
+				t.Fatalf("started on a state behind its compacted log: %v, want ErrStateBehindLog", err)
+			}
+			if got := len(f.sm.records()); got != 10 || f.sm.AppliedIndex() != oldApplied {
+				t.Fatalf("the refused start changed the state: %d records at applied index %d, want 10 at %d", got, f.sm.AppliedIndex(), oldApplied)
+			}
+			f.sm.db.Close()
+			// The leader's log no longer reaches back either: the rebuild needs its state.
+			if err := l.node.Raft().Snapshot().Error(); err != nil {
+				t.Fatal(err)
+			}
+			// The repair: rebuild the member from its peers (what witness rebuild does).
+			if err := os.RemoveAll(f.dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(f.dir + ".db"); err != nil {
+				t.Fatal(err)
+			}
+			cfg := c.config(f)
+			cfg.Join = true
+			f.sm = openList(t, f.dir+".db")
+			if f.node, err = New(context.Background(), cfg, f.sm); err != nil {
+				t.Fatal(err)
+			}
 			c.waitConverged(70)
 			sameRecords(t, c)
-			if got := f.sm.restores.Load() > 0; got != tc.wantRestore {
-				t.Fatalf("restored from a snapshot: %v, want %v", got, tc.wantRestore)
+			if f.sm.restores.Load() == 0 {
+				t.Fatal("the rebuilt member caught up without the leader's state")
 			}
 		})
 	}
@@ -82,9 +121,26 @@ func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
 	if f.sm.restores.Load() == 0 {
 		t.Fatal("f caught up without a snapshot")
 	}
-	// Put back f's log and state from before the snapshot, keeping the snapshot it stored: what
-	// a kill between storing the snapshot and restoring it leaves.
+	// Once restored, the snapshot f received is held by its state: no copy is kept.
 	c.stop(f)
+	snaps, err := newSnapshotStore(f.dir, 2, f.sm, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := snaps.list()
+	if err != nil || len(metas) == 0 {
+		t.Fatalf("f's snapshots: %v, %v", metas, err)
+	}
+	got := metas[0]
+	if !got.Held {
+		t.Fatalf("the snapshot f restored is still a copy: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(snaps.dir, got.ID, snapshotStateFile)); !os.IsNotExist(err) {
+		t.Fatalf("the restored snapshot's state.bin is still there: %v", err)
+	}
+	// Put back f's log and state from before the snapshot, and the snapshot as it was stored
+	// before the restore (the leader's state, in state.bin): what a kill between storing the
+	// snapshot and restoring it leaves.
 	if err := os.RemoveAll(filepath.Join(f.dir, "wal")); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +148,23 @@ func TestKilledBeforeRestoringAnInstalledSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(f.dir+".db", state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(snaps.dir, got.ID)); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := snaps.Create(1, got.Index, got.Term, got.Configuration, got.ConfigurationIndex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := l.sm.ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(sink, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// A snapshot it was writing when killed: raft leaves such directories; start removes them.

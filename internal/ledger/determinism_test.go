@@ -177,7 +177,7 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 	})
 
 	var all []Command
-	var snap bytes.Buffer
+	var snap []byte
 	snapDone := make(chan error, 1)
 	snapping := false
 	for step := range stepsWhileRunning {
@@ -187,8 +187,11 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 			// A snapshot streamed while the next commands apply: it holds some state at or after
 			// this point, and says which by its applied index.
 			snapping = true
-			snap.Reset()
-			go func() { snapDone <- a.Snapshot(&snap) }()
+			go func() {
+				var err error
+				snap, err = readState(a)
+				snapDone <- err
+			}()
 		}
 		a.Apply(cmds)
 		bMu.RLock()
@@ -202,7 +205,7 @@ func TestReplicasAgreeWhileRunning(t *testing.T) {
 			}
 			snapping = false
 			bMu.Lock()
-			if err := b.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+			if err := b.Restore(bytes.NewReader(snap)); err != nil {
 				t.Fatal(err)
 			}
 			from := b.AppliedIndex()

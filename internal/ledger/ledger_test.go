@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"sync"
@@ -221,18 +222,32 @@ func TestTilesAndBundles(t *testing.T) {
 	}
 }
 
+// readState reads the whole of ReadState and checks it was as long as it said.
+func readState(l *Ledger) ([]byte, error) {
+	rc, size, err := l.ReadState()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err == nil && int64(len(b)) != size {
+		err = fmt.Errorf("ReadState said %d bytes and gave %d", size, len(b))
+	}
+	return b, err
+}
+
 func TestSnapshotRestore(t *testing.T) {
 	dir := t.TempDir()
 	src := openTest(t, filepath.Join(dir, "a.db"), nil)
 	src.Apply([]Command{entries(t, 1, 0, 500), {Index: 2, Kind: KindBoundary}})
 	waitSize(t, src, 500)
-	var buf bytes.Buffer
-	if err := src.Snapshot(&buf); err != nil {
+	state, err := readState(src)
+	if err != nil {
 		t.Fatal(err)
 	}
 	dst := openTest(t, filepath.Join(dir, "b.db"), nil)
 	dst.Apply([]Command{entries(t, 1, 9000, 3)})
-	if err := dst.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+	if err := dst.Restore(bytes.NewReader(state)); err != nil {
 		t.Fatal(err)
 	}
 	if dst.AppliedIndex() != 2 || dst.Size() != 500 || dst.TreeSize() != 500 || dst.LastBoundary() != 500 {
@@ -243,6 +258,34 @@ func TestSnapshotRestore(t *testing.T) {
 	_, root, _ := dst.Root(context.Background())
 	if !bytes.Equal(root, wantRoot(t, 510)) {
 		t.Fatal("root after restore is wrong")
+	}
+}
+
+// A read of the state that its reader abandons part way (the member it was sent to went away)
+// lets go of its transaction: commands go on applying and the ledger closes.
+func TestReadStateAbandoned(t *testing.T) {
+	l := openTest(t, filepath.Join(t.TempDir(), "state.db"), nil)
+	l.Apply([]Command{entries(t, 1, 0, 200)})
+	waitSize(t, l, 200)
+	rc, size, err := l.ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 4096)); err != nil || size <= 4096 {
+		t.Fatalf("read 4096 of %d bytes: %v", size, err)
+	}
+	rc.Close()
+	l.Apply([]Command{entries(t, 2, 200, 10)})
+	waitSize(t, l, 210)
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited on an abandoned read of the state")
 	}
 }
 

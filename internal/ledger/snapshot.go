@@ -9,13 +9,28 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Snapshot streams a consistent copy of the replicated state (a bbolt read transaction) to w.
-// Raft calls it from its snapshot goroutine while Apply goes on.
-func (l *Ledger) Snapshot(w io.Writer) error {
-	return l.view(func(tx *bbolt.Tx) error {
-		_, err := tx.WriteTo(w)
-		return err
-	})
+// ReadState opens a consistent read of the replicated state (a bbolt read transaction, held
+// until the reader is closed or read to its end) and returns it with its length. Raft's leader
+// streams it to a member its log no longer reaches; Apply goes on meanwhile.
+func (l *Ledger) ReadState() (io.ReadCloser, int64, error) {
+	pr, pw := io.Pipe()
+	size := make(chan int64, 1)
+	done := make(chan error, 1)
+	go func() {
+		err := l.view(func(tx *bbolt.Tx) error {
+			size <- tx.Size()
+			_, err := tx.WriteTo(pw)
+			return err
+		})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	select {
+	case n := <-size:
+		return pr, n, nil
+	case err := <-done:
+		return nil, 0, fmt.Errorf("read state: %w", err)
+	}
 }
 
 // Restore replaces the state with a snapshot read from r. The snapshot is written beside

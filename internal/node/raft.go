@@ -28,9 +28,9 @@ func (s stateMachine) Apply(cmds []consensus.Command) []any {
 	return out
 }
 
-func (s stateMachine) AppliedIndex() uint64       { return s.l.AppliedIndex() }
-func (s stateMachine) Snapshot(w io.Writer) error { return s.l.Snapshot(w) }
-func (s stateMachine) Restore(r io.Reader) error  { return s.l.Restore(r) }
+func (s stateMachine) AppliedIndex() uint64                     { return s.l.AppliedIndex() }
+func (s stateMachine) ReadState() (io.ReadCloser, int64, error) { return s.l.ReadState() }
+func (s stateMachine) Restore(r io.Reader) error                { return s.l.Restore(r) }
 
 // raftReplicator is the replicator over a consensus.Node.
 type raftReplicator struct{ n *consensus.Node }
