@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -184,6 +185,13 @@ func (l *Ledger) Start() {
 // BenchmarkAppend3NodesBatched (BENCHMARKS.md). A file keeps the page size it was created with.
 const pageSize = 16 << 10
 
+// mmapSize is how much of state.db bbolt maps when it opens it: address space, not memory
+// (pages count only once read). bbolt grows the map by mapping again, which waits for every
+// read transaction to end; one streaming the state to a member (ReadState, as long as the
+// transfer) then held every Apply for as long (in a test, from 256 MiB on a map of 256 MiB).
+// A map of 16 GiB is mapped again only past some nine million 1 KiB entries.
+const mmapSize = min(16<<30, math.MaxInt)
+
 func openStore(ctx context.Context, path string) (*store, error) {
 	// The freelist is not synced: bbolt rebuilds it from the pages on open, so a commit writes and
 	// fsyncs only the pages it changed. Durability is unchanged (the meta page still commits last).
@@ -191,7 +199,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		Timeout:         5 * time.Second,
 		NoFreelistSync:  true,
 		FreelistType:    bbolt.FreelistMapType,
-		InitialMmapSize: 256 << 20,
+		InitialMmapSize: mmapSize,
 		PageSize:        pageSize,
 	})
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,6 +288,54 @@ func TestReadStateAbandoned(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waited on an abandoned read of the state")
+	}
+}
+
+// Commands go on applying while the state is read for a member, also when state.db outgrows
+// what bbolt mapped when it opened it: mapping again waits for every read transaction to end,
+// and with a map of 256 MiB every Apply waited for the read from 256 MiB on (mmapSize).
+func TestApplyGoesOnWhileTheStateIsRead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 300 MiB")
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	l := openTest(t, path, nil)
+	pad := strings.Repeat("x", 1500)
+	batch := func(raftIndex uint64, from int) Command {
+		c := Command{Index: raftIndex, Kind: KindEntries, Stamp: time.Unix(1700000000, 0)}
+		for i := from; i < from+1000; i++ {
+			env := fmt.Appendf(nil, `{"payloadType":"t","payload":"%d%s","signatures":[]}`, i, pad)
+			leaf, blob, err := NewLeaf(env, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := (&Record{Identity: IdentityOf(env), Leaf: leaf, Blob: blob}).MarshalBinary()
+			c.Records = append(c.Records, b)
+		}
+		return c
+	}
+	l.Apply([]Command{batch(1, 0)})
+	rc, _, err := l.ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for i := 1; ; i++ {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 300<<20 {
+			break
+		}
+		c := batch(uint64(i+1), i*1000)
+		applied := make(chan struct{})
+		go func() { l.Apply([]Command{c}); close(applied) }()
+		select {
+		case <-applied:
+		case <-time.After(time.Minute):
+			t.Fatalf("Apply waited a minute for a read of the state to end (state.db %d MiB)", fi.Size()>>20)
+		}
 	}
 }
 
