@@ -1,6 +1,7 @@
 // Package consensus orders and replicates witnessnet's commands among the member nodes with
-// hashicorp/raft (v1.8.0), whose log and stable store is raft-wal (v0.4.1) on disk and whose
-// snapshots are files.
+// hashicorp/raft (v1.8.0), whose log and stable store is raft-wal (v0.4.1) on disk. Its
+// snapshots copy nothing: the state machine's durable state is the snapshot, and the leader
+// streams it to a member its log no longer reaches (snapshots.go).
 //
 // What it guarantees:
 //   - Every member applies the same commands in the same order (raft's log). A command is

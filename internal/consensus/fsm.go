@@ -65,10 +65,16 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore replaces the state with a snapshot the leader sent. The snapshots the restored state
-// now holds are recorded as held, and their copies removed.
+// now holds are recorded as held, and their copies removed; a snapshot refused is removed.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if err := f.sm.Restore(rc); err != nil {
+		// A snapshot the state machine refused (damaged on disk, or a tree that does not match
+		// its leaves) is no use: the leader sends another. Kept, it would be restored again at
+		// every start.
+		if f.snaps != nil {
+			f.snaps.discardReceived()
+		}
 		return err
 	}
 	if f.snaps != nil {

@@ -243,6 +243,20 @@ func (s *snapshotStore) restored(applied uint64) error {
 	return s.holdLocked(applied, id)
 }
 
+// discardReceived removes the snapshot the leader sent last, which the state machine refused.
+func (s *snapshotStore) discardReceived() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.received == "" {
+		return
+	}
+	s.log.Warn("removing a raft snapshot the state refused", "id", s.received)
+	if err := os.RemoveAll(filepath.Join(s.dir, s.received)); err != nil {
+		s.log.Warn("removing a refused raft snapshot", "id", s.received, "err", err)
+	}
+	s.received = ""
+}
+
 func (s *snapshotStore) holdLocked(applied uint64, restored string) error {
 	metas, err := s.list()
 	if err != nil {

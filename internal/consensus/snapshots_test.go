@@ -188,6 +188,50 @@ func TestDamagedReceivedSnapshotFailsToRead(t *testing.T) {
 	}
 }
 
+// A received snapshot the state machine cannot restore (here damaged on disk: the read fails
+// at its end) is removed; the state is unchanged.
+func TestRefusedSnapshotIsRemoved(t *testing.T) {
+	sm := &stateSM{state: []byte("mine"), applied: 7}
+	s := newTestStore(t, sm)
+	id := receiveSnapshot(t, s, 50, bytes.Repeat([]byte("leader "), 1000))
+	path := filepath.Join(s.dir, id, snapshotStateFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[10] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := s.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fsm{sm: &refusingSM{sm}, snaps: s}
+	if err := f.Restore(rc); err == nil {
+		t.Fatal("restored a damaged snapshot")
+	}
+	if string(sm.state) != "mine" {
+		t.Fatalf("the refused snapshot changed the state to %q", sm.state)
+	}
+	if list, _ := s.List(); len(list) != 0 {
+		t.Fatalf("the refused snapshot is kept: %v", list)
+	}
+}
+
+// refusingSM restores only a snapshot read whole without an error, as the ledger does (it
+// writes the snapshot beside its state and renames it over only once it is whole and checked).
+type refusingSM struct{ *stateSM }
+
+func (s *refusingSM) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.state = b
+	return nil
+}
+
 // Snapshots raft's own file store wrote (each a copy of the state, as earlier versions kept
 // them) read as received ones; at start those the state holds become held and their copies go.
 func TestSnapshotsFromRaftsFileStore(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -337,6 +338,40 @@ func TestApplyGoesOnWhileTheStateIsRead(t *testing.T) {
 			t.Fatalf("Apply waited a minute for a read of the state to end (state.db %d MiB)", fi.Size()>>20)
 		}
 	}
+}
+
+// A snapshot whose tree does not match its leaves (a leaf's bytes changed here) is refused, and
+// the state it was to replace is unchanged.
+func TestRestoreRefusesATamperedTree(t *testing.T) {
+	dir := t.TempDir()
+	src := openTest(t, filepath.Join(dir, "a.db"), nil)
+	src.Apply([]Command{entries(t, 1, 0, 500)})
+	waitSize(t, src, 500)
+	state, err := readState(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(state, []byte(`"payload":"321"`))
+	if at < 0 {
+		t.Fatal("leaf 321 not found in the state's bytes")
+	}
+	state[at+len(`"payload":"3`)] = '4'
+	dst := openTest(t, filepath.Join(dir, "b.db"), nil)
+	dst.Apply([]Command{entries(t, 1, 9000, 3)})
+	waitSize(t, dst, 3)
+	_, before, _ := dst.Root(context.Background())
+	if err := dst.Restore(bytes.NewReader(state)); !errors.Is(err, ErrTreeMismatch) {
+		t.Fatalf("restored a tampered snapshot: %v, want ErrTreeMismatch", err)
+	}
+	_, after, err := dst.Root(context.Background())
+	if err != nil || dst.AppliedIndex() != 1 || dst.Size() != 3 || !bytes.Equal(before, after) {
+		t.Fatalf("the refused snapshot changed the state: applied %d, size %d, root changed %v, %v", dst.AppliedIndex(), dst.Size(), !bytes.Equal(before, after), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.db.restore")); !os.IsNotExist(err) {
+		t.Fatalf("the refused snapshot is left beside the state: %v", err)
+	}
+	dst.Apply([]Command{entries(t, 2, 9003, 2)})
+	waitSize(t, dst, 5)
 }
 
 func TestApplyPanicsOnFork(t *testing.T) {

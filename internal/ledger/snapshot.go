@@ -34,13 +34,17 @@ func (l *Ledger) ReadState() (io.ReadCloser, int64, error) {
 }
 
 // Restore replaces the state with a snapshot read from r. The snapshot is written beside
-// state.db, synced, and renamed over it; the node then recomputes its tree root from the restored
-// leaves and refuses the snapshot if the stored tree disagrees (ErrTreeMismatch): a node trusts no
-// other node's hashes.
+// state.db and synced; the node recomputes its tree root from the snapshot's leaves and refuses
+// it if the stored tree disagrees (ErrTreeMismatch: a node trusts no other node's hashes), and
+// only then renames it over state.db. A snapshot refused changes nothing.
 func (l *Ledger) Restore(r io.Reader) error {
 	ctx := context.Background()
 	tmp := l.cfg.Path + ".restore"
 	if err := writeSynced(tmp, r); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := verifyFile(ctx, tmp, l); err != nil {
+		remove(tmp)
 		return fmt.Errorf("restore: %w", err)
 	}
 	l.mu.Lock()
@@ -62,12 +66,20 @@ func (l *Ledger) Restore(r io.Reader) error {
 	if err := l.loadCounters(ctx); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := l.VerifyTree(ctx); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
 	l.notifyChanged()
 	l.poke()
 	return nil
+}
+
+// verifyFile checks the tree of a state file that is not (yet) this ledger's: its root,
+// recomputed from its leaves, is the one it stores.
+func verifyFile(ctx context.Context, path string, l *Ledger) error {
+	st, err := openStore(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.db.Close()
+	return (&Ledger{st: st, log: l.log}).VerifyTree(ctx)
 }
 
 func writeSynced(path string, r io.Reader) error {

@@ -188,9 +188,12 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	took := time.Since(begin)
 	p.sample()
+	// Raft logs that it stored the leader's state before the state machine restores it, so
+	// before the tree is whole ("Installed remote snapshot" comes only after the log is trimmed,
+	// seconds later in a small cgroup).
 	how := "the leader's log (no snapshot)"
-	if log, err := os.ReadFile(filepath.Join(p.dir, "witness.log")); err == nil && strings.Contains(string(log), "Installed remote snapshot") {
-		how = "a snapshot from the leader, then the log after it"
+	if log, err := os.ReadFile(filepath.Join(p.dir, "witness.log")); err == nil && strings.Contains(string(log), "copied to local snapshot") {
+		how = "the leader's state (a raft snapshot), then the log after it"
 	}
 	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
 		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm))
