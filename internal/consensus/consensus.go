@@ -53,6 +53,14 @@ type StateMachine interface {
 	Restore(r io.Reader) error
 }
 
+// FileRestorer is a StateMachine that takes a snapshot the leader sent as the file it was stored
+// in rather than as a stream of it, which saves a copy of the whole state.
+type FileRestorer interface {
+	// RestoreFile replaces the state with the one in the file at path (on the file system of
+	// the raft directory), which it may move. A snapshot it refuses changes nothing.
+	RestoreFile(path string) error
+}
+
 // Peer is one voting member.
 type Peer struct {
 	ID      string

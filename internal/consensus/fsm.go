@@ -68,7 +68,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // now holds are recorded as held, and their copies removed; a snapshot refused is removed.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.sm.Restore(rc); err != nil {
+	if err := f.restore(rc); err != nil {
 		// A snapshot the state machine refused (damaged on disk, or a tree that does not match
 		// its leaves) is no use: the leader sends another. Kept, it would be restored again at
 		// every start.
@@ -83,6 +83,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 	}
 	return nil
+}
+
+// restore hands the state machine the snapshot raft opened: the file the leader's snapshot was
+// stored in when the state machine takes a file (a copy less), checked against its length and
+// CRC first by reading rc, which reads that file; else the stream itself.
+func (f *fsm) restore(rc io.Reader) error {
+	if fr, ok := f.sm.(FileRestorer); ok && f.snaps != nil {
+		if path := f.snaps.receivedFile(); path != "" {
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				return err
+			}
+			return fr.RestoreFile(path)
+		}
+	}
+	return f.sm.Restore(rc)
 }
 
 type snapshot struct{ applied uint64 }

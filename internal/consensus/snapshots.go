@@ -243,6 +243,17 @@ func (s *snapshotStore) restored(applied uint64) error {
 	return s.holdLocked(applied, id)
 }
 
+// receivedFile is the state.bin of the snapshot the leader sent last, stored and not yet
+// restored ("" for none).
+func (s *snapshotStore) receivedFile() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.received == "" {
+		return ""
+	}
+	return filepath.Join(s.dir, s.received, snapshotStateFile)
+}
+
 // discardReceived removes the snapshot the leader sent last, which the state machine refused.
 func (s *snapshotStore) discardReceived() {
 	s.mu.Lock()

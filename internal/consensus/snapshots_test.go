@@ -291,3 +291,51 @@ func TestSnapshotStoreKeepsTheNewestTwo(t *testing.T) {
 		t.Fatalf("kept %v, %v", list, err)
 	}
 }
+
+// fileSM takes a snapshot the leader sent as its file, moving it, as the ledger does.
+type fileSM struct {
+	*stateSM
+	took string
+}
+
+func (s *fileSM) RestoreFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s.took = path + ".taken"
+	if err := os.Rename(path, s.took); err != nil {
+		return err
+	}
+	s.state = b
+	return nil
+}
+
+// A state machine that takes files is given the stored file itself, once it has been read
+// through and found to be what was received; a damaged one is refused before it is handed over.
+func TestReceivedSnapshotRestoredFromItsFile(t *testing.T) {
+	leader := bytes.Repeat([]byte("leader's state "), 10000)
+	for _, damaged := range []bool{false, true} {
+		sm := &fileSM{stateSM: &stateSM{state: []byte("mine")}}
+		s := newTestStore(t, sm)
+		id := receiveSnapshot(t, s, 50, leader)
+		path := filepath.Join(s.dir, id, snapshotStateFile)
+		if damaged {
+			b, _ := os.ReadFile(path)
+			b[len(b)-1] ^= 1
+			os.WriteFile(path, b, 0o600)
+		}
+		_, rc, err := s.Open(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = (&fsm{sm: sm, snaps: s}).Restore(rc)
+		list, _ := s.list()
+		switch {
+		case damaged && (err == nil || sm.took != "" || string(sm.state) != "mine" || len(list) != 0):
+			t.Fatalf("damaged: err %v, file taken %q, state %q, snapshots kept %d", err, sm.took, sm.state, len(list))
+		case !damaged && (err != nil || sm.took != path+".taken" || !bytes.Equal(sm.state, leader) || len(list) != 1 || !list[0].Held):
+			t.Fatalf("err %v, file taken %q, state %d bytes, snapshots %+v", err, sm.took, len(sm.state), list)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"go.etcd.io/bbolt"
 )
@@ -34,52 +35,58 @@ func (l *Ledger) ReadState() (io.ReadCloser, int64, error) {
 }
 
 // Restore replaces the state with a snapshot read from r. The snapshot is written beside
-// state.db and synced; the node recomputes its tree root from the snapshot's leaves and refuses
-// it if the stored tree disagrees (ErrTreeMismatch: a node trusts no other node's hashes), and
-// only then renames it over state.db. A snapshot refused changes nothing.
+// state.db and synced, then taken as RestoreFile takes a file.
 func (l *Ledger) Restore(r io.Reader) error {
-	ctx := context.Background()
 	tmp := l.cfg.Path + ".restore"
 	if err := writeSynced(tmp, r); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := verifyFile(ctx, tmp, l); err != nil {
+	if err := l.RestoreFile(tmp); err != nil {
 		remove(tmp)
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
-	l.mu.Lock()
-	if err := l.st.db.Close(); err != nil {
-		l.mu.Unlock()
-		return fmt.Errorf("restore: close state: %w", err)
-	}
-	if err := os.Rename(tmp, l.cfg.Path); err != nil {
-		l.mu.Unlock()
-		return fmt.Errorf("restore: %w", err)
-	}
-	st, err := openStore(ctx, l.cfg.Path)
+	return nil
+}
+
+// RestoreFile replaces the state with a snapshot in the file at path, on state.db's file
+// system: the node recomputes the snapshot's tree root from its leaves and refuses it if the
+// stored tree disagrees (ErrTreeMismatch: a node trusts no other node's hashes), and only then
+// moves the file over state.db. A snapshot refused changes nothing; its file is left where it
+// was.
+func (l *Ledger) RestoreFile(path string) error {
+	ctx := context.Background()
+	st, err := openStore(ctx, path)
 	if err != nil {
-		l.mu.Unlock()
 		return fmt.Errorf("restore: %w", err)
 	}
+	if err := (&Ledger{st: st, log: l.log}).VerifyTree(ctx); err != nil {
+		st.db.Close()
+		return fmt.Errorf("restore: %w", err)
+	}
+	// The verified store stays open and becomes the ledger's: bbolt reads and writes through
+	// the file it opened, which the rename does not change (opening it again would read every
+	// page once more to rebuild the freelist).
+	l.mu.Lock()
+	if err := os.Rename(path, l.cfg.Path); err != nil {
+		l.mu.Unlock()
+		st.db.Close()
+		return fmt.Errorf("restore: %w", err)
+	}
+	old := l.st
 	l.st = st
 	l.mu.Unlock()
+	if err := old.db.Close(); err != nil {
+		l.log.Warn("closing the state a snapshot replaced", "err", err)
+	}
+	if err := syncDir(filepath.Dir(l.cfg.Path)); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	if err := l.loadCounters(ctx); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	l.notifyChanged()
 	l.poke()
 	return nil
-}
-
-// verifyFile checks the tree of a state file that is not (yet) this ledger's: its root,
-// recomputed from its leaves, is the one it stores.
-func verifyFile(ctx context.Context, path string, l *Ledger) error {
-	st, err := openStore(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer st.db.Close()
-	return (&Ledger{st: st, log: l.log}).VerifyTree(ctx)
 }
 
 func writeSynced(path string, r io.Reader) error {
@@ -99,4 +106,13 @@ func writeSynced(path string, r io.Reader) error {
 		return err
 	}
 	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

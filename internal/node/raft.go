@@ -13,7 +13,10 @@ import (
 // stateMachine feeds committed raft commands to the ledger.
 type stateMachine struct{ l *ledger.Ledger }
 
-var _ consensus.StateMachine = stateMachine{}
+var (
+	_ consensus.StateMachine = stateMachine{}
+	_ consensus.FileRestorer = stateMachine{}
+)
 
 func (s stateMachine) Apply(cmds []consensus.Command) []any {
 	lc := make([]ledger.Command, len(cmds))
@@ -31,6 +34,7 @@ func (s stateMachine) Apply(cmds []consensus.Command) []any {
 func (s stateMachine) AppliedIndex() uint64                     { return s.l.AppliedIndex() }
 func (s stateMachine) ReadState() (io.ReadCloser, int64, error) { return s.l.ReadState() }
 func (s stateMachine) Restore(r io.Reader) error                { return s.l.Restore(r) }
+func (s stateMachine) RestoreFile(path string) error            { return s.l.RestoreFile(path) }
 
 // raftReplicator is the replicator over a consensus.Node.
 type raftReplicator struct{ n *consensus.Node }
