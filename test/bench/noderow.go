@@ -194,6 +194,11 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	how := "the leader's log (no snapshot)"
 	if log, err := os.ReadFile(filepath.Join(p.dir, "witness.log")); err == nil && strings.Contains(string(log), "copied to local snapshot") {
 		how = "the leader's state (a raft snapshot), then the log after it"
+		received, okR := logTime(log, "copied to local snapshot")
+		restored, okH := logTime(log, "raft snapshot now held by the state")
+		if okR && okH {
+			how += fmt.Sprintf(" (state received %.1f s after the start, restored %.1f s later)", received.Sub(begin).Seconds(), restored.Sub(received).Seconds())
+		}
 	}
 	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
 		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm))
@@ -513,4 +518,20 @@ func diskUsage(path string) int64 {
 		return nil
 	})
 	return n
+}
+
+// logTime is the time of the first line of a witness's log that holds msg.
+func logTime(log []byte, msg string) (time.Time, bool) {
+	for _, line := range strings.Split(string(log), "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			return time.Time{}, false
+		}
+		t, err := time.Parse(time.RFC3339Nano, strings.Fields(v)[0])
+		return t, err == nil
+	}
+	return time.Time{}, false
 }
