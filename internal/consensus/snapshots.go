@@ -3,6 +3,7 @@ package consensus
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,12 +29,12 @@ import (
 // sends it to a member its log no longer reaches: Open streams a consistent read of the current
 // state, which may hold commands after the snapshot's index (the receiver skips those when raft
 // replays them). A snapshot received from the leader is a file (state.bin) until the state
-// machine has restored it; then it is held too. Snapshots used to be copies of the state every
-// snapshot_threshold commands, each as large as the state, two of them kept.
+// machine has restored it; then it is held too.
 //
 // The layout is raft's file snapshot store's (<dir>/snapshots/<term>-<index>-<ms>/meta.json and
-// state.bin, with the state's CRC-64 in meta.json), so snapshots that store wrote read here as
-// received ones; a held snapshot's meta.json says so and has no state.bin.
+// state.bin, with the state's CRC-64 in meta.json), so the copies of the state that store wrote
+// (earlier versions used it) read here as received ones; a held snapshot's meta.json says so and
+// has no state.bin.
 type snapshotStore struct {
 	dir    string
 	retain int
@@ -48,7 +49,7 @@ type snapshotStore struct {
 	// raft skip what the state lacks, so Open refuses held snapshots then.
 	restoring atomic.Bool
 	// received is the snapshot the leader sent last, stored and not yet restored: raft
-	// restores it right after storing it (installSnapshot, one at a time).
+	// restores it right after storing it (installSnapshot, one at a time). Guarded by mu.
 	received string
 }
 
@@ -57,8 +58,9 @@ type storedMeta struct {
 	raft.SnapshotMeta
 	CRC []byte
 	// Held: the state machine's durable state holds every command up to Index; there is no
-	// state.bin. StateApplied is the state's applied index when it was recorded (at most Index:
-	// only entries that are not commands lie between).
+	// state.bin. StateApplied is the state's applied index when that was recorded: a state at
+	// or past it holds the snapshot (for one taken here it is at most Index, only entries that
+	// are not commands lying between).
 	Held         bool   `json:",omitempty"`
 	StateApplied uint64 `json:",omitempty"`
 }
@@ -133,22 +135,9 @@ func (s *snapshotStore) list() ([]*storedMeta, error) {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b *storedMeta) int {
-		if a.Term != b.Term {
-			return cmpDesc(a.Term, b.Term)
-		}
-		if a.Index != b.Index {
-			return cmpDesc(a.Index, b.Index)
-		}
-		return strings.Compare(b.ID, a.ID)
+		return cmp.Or(cmp.Compare(b.Term, a.Term), cmp.Compare(b.Index, a.Index), strings.Compare(b.ID, a.ID))
 	})
 	return out, nil
-}
-
-func cmpDesc(a, b uint64) int {
-	if a > b {
-		return -1
-	}
-	return 1
 }
 
 func (s *snapshotStore) readMeta(id string) (*storedMeta, error) {

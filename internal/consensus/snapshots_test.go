@@ -19,7 +19,7 @@ type stateSM struct {
 }
 
 func (s *stateSM) Apply(cmds []Command) []any { return make([]any, len(cmds)) }
-func (s *stateSM) AppliedIndex() uint64      { return s.applied }
+func (s *stateSM) AppliedIndex() uint64       { return s.applied }
 func (s *stateSM) ReadState() (io.ReadCloser, int64, error) {
 	return io.NopCloser(bytes.NewReader(s.state)), int64(len(s.state)), nil
 }
