@@ -83,9 +83,11 @@ type Config struct {
 	CommitTimeout      time.Duration
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
-	TrailingLogs       uint64
-	MaxAppendEntries   int
-	MaxCommandBytes    int
+	// TrailingLogs is how many commands raft keeps after a snapshot. 0 sizes it from the
+	// commands this member applies: TrailingLogBytes of them (see trailingFor).
+	TrailingLogs     uint64
+	MaxAppendEntries int
+	MaxCommandBytes  int
 	// WALSegmentBytes is the size of one raft-wal segment file. The WAL drops old entries a
 	// whole segment at a time, so this also bounds how much log outlives a snapshot. raft-wal
 	// v0.4.1 also keeps each segment's write buffer (as large as the largest batch written to
@@ -113,18 +115,16 @@ func (c Config) withDefaults() Config {
 	// drop the log before it, so members take one often. Raft looks every 10-20 s whether
 	// SnapshotThreshold commands have been applied since the last one; the log then keeps
 	// TrailingLogs of them, which a member that fell behind by less catches up from, and one
-	// further behind is sent the leader's whole state instead. Both count commands: under
-	// batched submissions a command is up to SplitBytes (32 KiB, about 20 entries), so the log
-	// between snapshots is at most some 512 MiB and what is kept after one some 1 GiB, plus what
-	// arrives between two looks; with one submission per command, some 20 and 40 MiB.
+	// further behind is sent the leader's whole state instead. Raft counts commands, which run
+	// from one submission (~1.3 KiB) to SplitBytes (32 KiB) of a batch's, so unless it is set
+	// the trailing log is sized in bytes from the commands applied (sizeTrailingLog): some
+	// TrailingLogBytes whatever the load. The log between snapshots is at most 16,384 commands
+	// (512 MiB of batched ones) plus what arrives between two looks.
 	if c.SnapshotInterval <= 0 {
 		c.SnapshotInterval = 10 * time.Second
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 16384
-	}
-	if c.TrailingLogs == 0 {
-		c.TrailingLogs = 32768
 	}
 	// Raft stores and sends up to MaxAppendEntries commands at once and hands them to the state
 	// machine in batches of as many; a follower catching up queues up to 128 such batches, so
@@ -209,6 +209,9 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
 	rc.SnapshotInterval, rc.SnapshotThreshold, rc.TrailingLogs = cfg.SnapshotInterval, cfg.SnapshotThreshold, cfg.TrailingLogs
+	if cfg.TrailingLogs == 0 {
+		rc.TrailingLogs = minTrailingLogs
+	}
 	rc.MaxAppendEntries = cfg.MaxAppendEntries
 	rc.BatchApplyCh = true
 	// The state machine is durable and skips what it already holds, so restoring the last
@@ -282,7 +285,65 @@ func New(ctx context.Context, cfg Config, sm StateMachine) (*Node, error) {
 	n.wg.Add(2)
 	go n.watchLeadership()
 	go n.watchLeaderChanges()
+	if cfg.TrailingLogs == 0 {
+		n.wg.Add(1)
+		go n.sizeTrailingLog()
+	}
 	return n, nil
+}
+
+// TrailingLogBytes is about how much of the raft log a member keeps after a snapshot when
+// Config.TrailingLogs is 0: a member that fell behind by less catches up from the log, one
+// further behind is sent the leader's whole state.
+const TrailingLogBytes = 1 << 30
+
+// The trailing log is kept between these many commands: at least what it always was (a GiB of
+// batched commands), at most a million (a GiB of single submissions).
+const (
+	minTrailingLogs = 32768
+	maxTrailingLogs = 1 << 20
+)
+
+// trailingFor is how many commands of meanBytes each make TrailingLogBytes.
+func trailingFor(meanBytes uint64) uint64 {
+	if meanBytes == 0 {
+		return minTrailingLogs
+	}
+	return min(max(TrailingLogBytes/meanBytes, minTrailingLogs), maxTrailingLogs)
+}
+
+// sizeTrailingLog sizes raft's trailing log from the commands applied: once per snapshot
+// interval, from the mean size of the commands applied since the last look (if there were at
+// least 256), it sets TrailingLogs to trailingFor that mean when that differs from the current
+// one by more than a quarter. Raft uses it at its next snapshot.
+func (n *Node) sizeTrailingLog() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.SnapshotInterval)
+	defer t.Stop()
+	lastBytes, lastCmds := n.fsm.appliedBytes.Load(), n.fsm.appliedCommands.Load()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		b, c := n.fsm.appliedBytes.Load(), n.fsm.appliedCommands.Load()
+		if c-lastCmds < 256 {
+			continue
+		}
+		mean := (b - lastBytes) / (c - lastCmds)
+		lastBytes, lastCmds = b, c
+		rc := n.raft.ReloadableConfig()
+		want := trailingFor(mean)
+		if d := max(want, rc.TrailingLogs) - min(want, rc.TrailingLogs); d*4 <= rc.TrailingLogs {
+			continue
+		}
+		n.log.Info("raft trailing log resized", "commands", want, "mean_command_bytes", mean, "was", rc.TrailingLogs)
+		rc.TrailingLogs = want
+		if err := n.raft.ReloadConfig(rc); err != nil {
+			n.log.Warn("resizing the raft trailing log", "err", err)
+		}
+	}
 }
 
 // LeaderChanged returns the leader this member knows now ("" for none) and a channel that is

@@ -152,11 +152,19 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		t.Fatal("the lagging follower caught up without a snapshot")
 	}
 	// The leader sent its state without copying it into a snapshot first, and the follower
-	// keeps no copy of what it restored: no member holds a snapshot's state.bin.
+	// keeps no copy of what it restored: no member holds a snapshot's state.bin (the follower
+	// removes it a moment after its state machine has restored it).
+	deadline := time.Now().Add(5 * time.Second)
 	for _, m := range c.members {
-		copies, _ := filepath.Glob(filepath.Join(m.dir, "snapshots", "*", snapshotStateFile))
-		if len(copies) > 0 {
-			t.Errorf("%s keeps copies of the state in its snapshots: %v", m.id, copies)
+		for {
+			copies, _ := filepath.Glob(filepath.Join(m.dir, "snapshots", "*", snapshotStateFile))
+			if len(copies) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s keeps copies of the state in its snapshots: %v", m.id, copies)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
@@ -286,5 +294,57 @@ func TestLeaderChangedIgnoresKnownLeader(t *testing.T) {
 	}
 	if again, ch := f.node.LeaderChanged(); again != leader || ch != changed {
 		t.Fatalf("LeaderChanged now %q and another channel, want %q and the same", again, leader)
+	}
+}
+
+func TestTrailingFor(t *testing.T) {
+	for _, tc := range []struct{ mean, want uint64 }{
+		{0, minTrailingLogs},
+		{32 << 10, minTrailingLogs},     // batched commands: a GiB is 32,768 of them
+		{1300, TrailingLogBytes / 1300}, // one submission each: some 826,000
+		{100, maxTrailingLogs},
+	} {
+		if got := trailingFor(tc.mean); got != tc.want {
+			t.Errorf("trailingFor(%d) = %d, want %d", tc.mean, got, tc.want)
+		}
+	}
+}
+
+// Unless trailing_logs is set, a member sizes its trailing raft log in bytes: small commands
+// make it keep more of them. One with trailing_logs set keeps that.
+func TestTrailingLogSizedFromCommands(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotInterval = 50 * time.Millisecond
+		if cfg.ID == "n3" {
+			cfg.TrailingLogs = 100
+		}
+	})
+	l := c.leader()
+	cmds := make([][][]byte, 400)
+	for i := range cmds {
+		cmds[i] = [][]byte{fmt.Appendf(nil, "small %d", i)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.node.ProposeAll(ctx, 1, cmds); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(400)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, m := range c.members {
+		want := uint64(maxTrailingLogs)
+		if m.id == "n3" {
+			want = 100
+		}
+		for {
+			got := m.node.Raft().ReloadableConfig().TrailingLogs
+			if got == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s keeps a trailing log of %d commands, want %d", m.id, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

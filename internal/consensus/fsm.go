@@ -17,6 +17,9 @@ type fsm struct {
 	applying atomic.Uint64
 	// snaps is the member's snapshot store (nil in tests of the adapter alone).
 	snaps *snapshotStore
+	// appliedBytes and appliedCommands count the command entries raft has handed over, and
+	// their bytes (sizeTrailingLog).
+	appliedBytes, appliedCommands atomic.Uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -34,7 +37,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var cmds []Command
 	var pos []int
 	for i, l := range logs {
-		if l.Type != raft.LogCommand || l.Index <= applied {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		f.appliedBytes.Add(uint64(len(l.Data)))
+		f.appliedCommands.Add(1)
+		if l.Index <= applied {
 			continue
 		}
 		c, err := DecodeCommand(l.Data)
