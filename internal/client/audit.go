@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/witnessnet/witnessnet/internal/durable"
 	"github.com/witnessnet/witnessnet/internal/ledger"
 	"github.com/witnessnet/witnessnet/internal/verify"
 	"github.com/witnessnet/witnessnet/internal/verify/intoto"
@@ -136,7 +137,7 @@ func Audit(cfg AuditConfig) (*AuditReport, error) {
 			return rep, err
 		}
 	}
-	return rep, writeAtomic(filepath.Join(cfg.StateDir, stateFile), newest.note)
+	return rep, durable.ReplaceFile(filepath.Join(cfg.StateDir, stateFile), newest.note)
 }
 
 // gossiped returns the checkpoints that the servers heard from other members by gossip
@@ -218,28 +219,7 @@ func compareAll(p *verify.Policy, all []seen) (out []*verify.Evidence, unchecked
 func writeEvidence(dir string, e *verify.Evidence) (string, error) {
 	data, _ := json.MarshalIndent(e, "", "  ")
 	path := filepath.Join(dir, fmt.Sprintf("evidence-%d.json", time.Now().UnixNano()))
-	return path, writeAtomic(path, append(data, '\n'))
-}
-
-// writeAtomic replaces path with data: written to a temporary file, synced, renamed.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return path, durable.ReplaceFile(path, append(data, '\n'))
 }
 
 // verifyAllEntries downloads every entry bundle up to the checkpoint, re-verifies each entry's

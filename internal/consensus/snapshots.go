@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/witnessnet/witnessnet/internal/durable"
 )
 
 // snapshotStore is raft's snapshot store. The state machine's own state is durable (it records
@@ -299,39 +301,7 @@ func writeMeta(dir string, m *storedMeta) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, snapshotMetaFile+snapshotTmpSuffix)
-	if err := writeFileSynced(tmp, b); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, snapshotMetaFile)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeFileSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.ReplaceFile(filepath.Join(dir, snapshotMetaFile), b)
 }
 
 // snapshotSink writes one snapshot into its temporary directory; Close finishes it (syncs it
@@ -406,7 +376,7 @@ func (k *snapshotSink) finish() error {
 	if err := os.Rename(k.dir, final); err != nil {
 		return err
 	}
-	if err := syncDir(k.store.dir); err != nil {
+	if err := durable.SyncDir(k.store.dir); err != nil {
 		return err
 	}
 	if !k.meta.Held {

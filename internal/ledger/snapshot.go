@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/witnessnet/witnessnet/internal/durable"
 )
 
 // ReadState opens a consistent read of the replicated state (a bbolt read transaction, held
@@ -78,7 +80,7 @@ func (l *Ledger) RestoreFile(path string) error {
 	if err := old.db.Close(); err != nil {
 		l.log.Warn("closing the state a snapshot replaced", "err", err)
 	}
-	if err := syncDir(filepath.Dir(l.cfg.Path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(l.cfg.Path)); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if err := l.loadCounters(ctx); err != nil {
@@ -93,26 +95,5 @@ func writeSynced(path string, r io.Reader) error {
 	if err := remove(path); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteFile(path, r)
 }
