@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -179,7 +180,12 @@ func (nw *Network) Start(ctx context.Context, i int) error {
 		}
 	}
 	cfg.HTTPListener = nw.lns[i]
-	n, err := node.New(ctx, cfg)
+	// Every goroutine the member starts inherits its label, so a CPU profile of a network in one
+	// process splits by member (go tool pprof -tagfocus member=NAME).
+	var n *node.Node
+	pprof.Do(ctx, pprof.Labels("member", nw.Members[i].Name), func(ctx context.Context) {
+		n, err = node.New(ctx, cfg)
+	})
 	if err != nil {
 		nw.lns[i].Close()
 		nw.lns[i] = nil

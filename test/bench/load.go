@@ -12,14 +12,18 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/witnessnet/witnessnet/internal/proccpu"
 	"github.com/witnessnet/witnessnet/internal/verify"
@@ -67,6 +71,10 @@ type loadResult struct {
 	indexes []uint64
 	started []time.Time
 	err     error // the first failure, if any
+
+	byMember   map[string]time.Duration // CPU time sampled in each member's goroutines (profiled)
+	unlabeled  time.Duration            // CPU time sampled outside every member
+	profileErr error
 }
 
 func (r *loadResult) rate() float64 { return float64(r.entries) / r.elapsed.Seconds() }
@@ -268,32 +276,76 @@ func closedLoopBy(urls []string, bodies [][]byte, clients, per int, send func(*h
 	return res
 }
 
-// profiled runs a measured load and, with -cpuprofile, writes the CPU profile of that run alone
-// to <dir>/<name>.pprof: the network's set-up, the signing of the entries and any warm-up stay
-// out of it, as they stay out of the figures.
+// profiled runs a measured load under the CPU profiler and splits the run's CPU by the member
+// that spent it (each member's goroutines carry a "member" label, localnet.Network.Start), into
+// loadResult.byMember. With -cpuprofile the profile of that run alone is also written to
+// <dir>/<name>.pprof: the network's set-up, the signing of the entries and any warm-up stay out
+// of it, as they stay out of the figures.
 func profiled(o options, name string, run func() *loadResult) *loadResult {
-	if o.profileDir == "" {
-		return run()
-	}
-	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: no profile of %s: %v\n", name, err)
-		return run()
-	}
-	path := filepath.Join(o.profileDir, name+".pprof")
-	f, err := os.Create(path)
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-		}
-	}
-	if err != nil {
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: no profile of %s: %v\n", name, err)
 		return run()
 	}
 	r := run()
 	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil {
+	if r.byMember, r.unlabeled, r.profileErr = cpuByLabel(buf.Bytes(), "member"); r.profileErr != nil {
+		fmt.Fprintf(os.Stderr, "bench: profile of %s: %v\n", name, r.profileErr)
+	}
+	if o.profileDir == "" {
+		return r
+	}
+	err := os.MkdirAll(o.profileDir, 0o755)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(o.profileDir, name+".pprof"), buf.Bytes(), 0o644)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: profile of %s: %v\n", name, err)
 	}
 	return r
+}
+
+// cpuByLabel sums a CPU profile's samples by the value of one label; samples without it are
+// returned apart (the runtime's collector and scavenger, the load generator).
+func cpuByLabel(data []byte, key string) (map[string]time.Duration, time.Duration, error) {
+	p, err := profile.ParseData(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	at := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "cpu" && t.Unit == "nanoseconds" })
+	if at < 0 {
+		return nil, 0, fmt.Errorf("no CPU time in the profile (sample types %v)", p.SampleType)
+	}
+	by := map[string]time.Duration{}
+	var rest time.Duration
+	for _, s := range p.Sample {
+		d := time.Duration(s.Value[at])
+		if v := s.Label[key]; len(v) > 0 {
+			by[v[0]] += d
+		} else {
+			rest += d
+		}
+	}
+	return by, rest, nil
+}
+
+// memberShare says what each member's goroutines cost per entry in the run's profile, the
+// leader first; what no member spent (the collector, the load generator) comes last.
+func (r *loadResult) memberShare(leader string) string {
+	if r.entries == 0 || (len(r.byMember) == 0 && r.unlabeled == 0) {
+		return ""
+	}
+	perEntry := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(r.entries) }
+	names := slices.Sorted(maps.Keys(r.byMember))
+	var parts []string
+	if d, ok := r.byMember[leader]; ok {
+		parts = append(parts, fmt.Sprintf("leader %s %.0f", leader, perEntry(d)))
+	}
+	for _, n := range names {
+		if n != leader {
+			parts = append(parts, fmt.Sprintf("%s %.0f", n, perEntry(r.byMember[n])))
+		}
+	}
+	parts = append(parts, fmt.Sprintf("no member (collector, load generator) %.0f", perEntry(r.unlabeled)))
+	return "; CPU µs/entry by member, from the run's profile: " + strings.Join(parts, ", ")
 }

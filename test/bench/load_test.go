@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestProfiled checks that -cpuprofile writes a profile (gzip-compressed protobuf) of the run it
@@ -38,5 +43,38 @@ func TestProfiled(t *testing.T) {
 	}
 	if !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
 		t.Fatalf("the profile is not gzip-compressed: % x", b[:min(len(b), 8)])
+	}
+}
+
+// TestProfiledSplitsByMember checks that the CPU a labelled goroutine spends during the run is
+// counted for its member, and what unlabelled code spends for no member.
+func TestProfiledSplitsByMember(t *testing.T) {
+	spin := func(d time.Duration) {
+		x := 0
+		for end := time.Now().Add(d); time.Now().Before(end); x++ {
+		}
+		_ = x
+	}
+	r := profiled(options{}, "split", func() *loadResult {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			pprof.Do(context.Background(), pprof.Labels("member", "node7"), func(context.Context) { spin(300 * time.Millisecond) })
+		})
+		spin(300 * time.Millisecond)
+		wg.Wait()
+		return &loadResult{entries: 1000}
+	})
+	if r.profileErr != nil {
+		t.Fatal(r.profileErr)
+	}
+	if len(r.byMember) != 1 || r.byMember["node7"] <= 0 {
+		t.Fatalf("CPU by member %v, want node7's alone", r.byMember)
+	}
+	if r.unlabeled <= 0 {
+		t.Fatalf("no CPU counted outside the members (%v)", r.unlabeled)
+	}
+	share := r.memberShare("node7")
+	if !strings.Contains(share, "leader node7 ") || !strings.Contains(share, "no member") {
+		t.Fatalf("share %q", share)
 	}
 }

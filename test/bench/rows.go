@@ -45,6 +45,17 @@ func startNet(ctx context.Context, n int, tune func(*node.Config)) (*localnet.Ne
 	return nw, func() { nw.Close(); os.RemoveAll(dir) }, nil
 }
 
+// leaderName is the name of the member that leads nw now ("" if none does within a few seconds).
+func leaderName(ctx context.Context, nw *localnet.Network) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	i, err := nw.Leader(ctx)
+	if err != nil {
+		return ""
+	}
+	return nw.Members[i].Name
+}
+
 func benchAppend(ctx context.Context, o options, t *table) error {
 	s := newEntrySigner()
 	for _, n := range []int{1, 3, 5} {
@@ -61,7 +72,7 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 			return fmt.Errorf("%d of %d submissions failed", r.failed, len(bodies))
 		}
 		t.add(fmt.Sprintf("append throughput, %d node(s)", n), fmt.Sprintf("%.0f entries/s", r.rate()),
-			fmt.Sprintf("%d × 1 KiB DSSE entries, %d closed-loop clients over all nodes; p50 %s, p99 %s; %s", r.entries, o.clients, ms(r.quantile(0.5)), ms(r.quantile(0.99)), r.cpuShare()), "")
+			fmt.Sprintf("%d × 1 KiB DSSE entries, %d closed-loop clients over all nodes; p50 %s, p99 %s; %s", r.entries, o.clients, ms(r.quantile(0.5)), ms(r.quantile(0.99)), r.cpuShare()+r.memberShare(leaderName(ctx, nw))), "")
 		if o.batch > 1 {
 			// The same load first, unmeasured: a network that takes batches in its stride has
 			// grown its heap for them, and the unbatched row above leaves a smaller one. Growing
@@ -98,7 +109,7 @@ func benchAppend(ctx context.Context, o options, t *table) error {
 			}
 			t.add(fmt.Sprintf("append throughput, %d node(s), batched submission", n), fmt.Sprintf("%.0f entries/s", rb.rate()),
 				fmt.Sprintf("%d × 1 KiB DSSE entries%s, POST /v1/entries/batch of %d, %d closed-loop clients over all nodes, after %d the same way; per request p50 %s, p99 %s; %s",
-					rb.entries, spread, o.batch, o.batchClients, warm.entries, ms(rb.quantile(0.5)), ms(rb.quantile(0.99)), rb.cpuShare()), "")
+					rb.entries, spread, o.batch, o.batchClients, warm.entries, ms(rb.quantile(0.5)), ms(rb.quantile(0.99)), rb.cpuShare()+rb.memberShare(leaderName(ctx, nw))), "")
 		}
 		half := max(int(r.rate()/2), 100)
 		bodies = s.bodies(o.entries/2, fmt.Sprintf("half-%d", n))
