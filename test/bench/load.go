@@ -285,7 +285,9 @@ func profiled(o options, name string, run func() *loadResult) *loadResult {
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: no profile of %s: %v\n", name, err)
-		return run()
+		r := run()
+		r.profileErr = err
+		return r
 	}
 	r := run()
 	pprof.StopCPUProfile()
