@@ -86,3 +86,15 @@ func TestProfiledSplitsByMember(t *testing.T) {
 		t.Fatalf("share %q", share)
 	}
 }
+
+// TestFellBehind checks that an open-loop row says when its answers came slower than offered.
+func TestFellBehind(t *testing.T) {
+	kept := &loadResult{entries: 10000, elapsed: 2050 * time.Millisecond}
+	if s := fellBehind(5000, kept); s != "" {
+		t.Fatalf("a run answered at %.0f of 5000/s: %q", kept.rate(), s)
+	}
+	behind := &loadResult{entries: 10000, elapsed: 4 * time.Second}
+	if s := fellBehind(5000, behind); !strings.Contains(s, "fell behind") || !strings.Contains(s, "2500 entries/s") {
+		t.Fatalf("a run answered at %.0f of 5000/s: %q", behind.rate(), s)
+	}
+}
