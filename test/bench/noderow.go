@@ -42,7 +42,7 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 		return fmt.Errorf("go build witness: %v\n%s", err, out)
 	}
 	const n = 3
-	base, err := freePorts(n)
+	base, err := freePorts(n + 1) // the ports of a fourth member, which joins at the end, too
 	if err != nil {
 		return err
 	}
@@ -188,18 +188,7 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	took := time.Since(begin)
 	p.sample()
-	// Raft logs that it stored the leader's state before the state machine restores it, so
-	// before the tree is whole ("Installed remote snapshot" comes only after the log is trimmed,
-	// seconds later in a small cgroup).
-	how := "the leader's log (no snapshot)"
-	if log, err := os.ReadFile(filepath.Join(p.dir, "witness.log")); err == nil && strings.Contains(string(log), "copied to local snapshot") {
-		how = "the leader's state (a raft snapshot), then the log after it"
-		received, okR := logTime(log, "copied to local snapshot")
-		restored, okH := logTime(log, "raft snapshot now held by the state")
-		if okR && okH {
-			how += fmt.Sprintf(" (state received %.1f s after the start, restored %.1f s later)", received.Sub(begin).Seconds(), restored.Sub(received).Seconds())
-		}
-	}
+	how := catchUpHow(p, begin)
 	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
 		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm))
 	if limit != nil {
@@ -207,7 +196,176 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
 	}
 	t.add("catch-up of a witness process that lost its data, at that size", ms(took), conds, "")
+
+	// A new organization joins the network as an operator adds one (docs/operator-guide.md,
+	// "Joining and leaving"): its keys, the next membership version signed by the three members,
+	// merged and submitted, and a node in join mode that the leader makes a raft voter.
+	url4, err := joinFourth(ctx, bin, netDir, base+n, base+100+n, urls[max(leader, 0)])
+	if err != nil {
+		return err
+	}
+	begin = time.Now()
+	j, err := startNodeProc(bin, filepath.Join(netDir, "node4"), "node4", limit)
+	if err != nil {
+		return err
+	}
+	defer j.stop()
+	if err := waitTree(ctx, url4, uint64(o.nodesN), j, 10*time.Minute, j.sample); err != nil {
+		return err
+	}
+	took = time.Since(begin)
+	j.sample()
+	conds = fmt.Sprintf("%s, a fourth organization, joined the network of %d holding %d entries by a membership version the three signed (witness keygen, membership sign, merge and submit; join: true); from its process's start until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
+		j.name, n, o.nodesN, catchUpHow(j, begin), mib(j.peakAnon), mib(j.hwm))
+	if limit != nil {
+		_, oom := limit.report()
+		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
+	}
+	t.add("catch-up of a new member joining, at that size", ms(took), conds, "")
 	return nil
+}
+
+// catchUpHow says from a member's log how it caught up since begin: raft logs that it stored the
+// leader's state before the state machine restores it, so before the tree is whole ("Installed
+// remote snapshot" comes only after the log is trimmed, seconds later in a small cgroup).
+func catchUpHow(p *nodeProc, begin time.Time) string {
+	log, err := os.ReadFile(filepath.Join(p.dir, "witness.log"))
+	if err != nil || !strings.Contains(string(log), "copied to local snapshot") {
+		return "the leader's log (no snapshot)"
+	}
+	how := "the leader's state (a raft snapshot), then the log after it"
+	received, okR := logTime(log, "copied to local snapshot")
+	restored, okH := logTime(log, "raft snapshot now held by the state")
+	if okR && okH {
+		how += fmt.Sprintf(" (state received %.1f s after the start, restored %.1f s later)", received.Sub(begin).Seconds(), restored.Sub(received).Seconds())
+	}
+	return how
+}
+
+// joinFourth prepares node4 of a testnet in netDir to join it, as docs/operator-guide.md says an
+// organization joins: `witness keygen`, the next membership version with its log and witness
+// keys, its raft address and the group grown to four (three of them a quorum, more than two
+// thirds), signed by each current member with `witness membership sign`, merged and submitted
+// to server; then node4's configuration in join mode (netDir/node4/witness.yaml). It returns
+// node4's URL; node4 is not started.
+func joinFourth(ctx context.Context, bin, netDir string, httpPort, raftPort int, server string) (url string, err error) {
+	const name = "node4"
+	dir := filepath.Join(netDir, name)
+	url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	run := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("witness %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	y1, err := os.ReadFile(filepath.Join(netDir, "node1", "witness.yaml"))
+	if err != nil {
+		return "", err
+	}
+	origin, peers := "", ""
+	for i, line := range strings.Split(string(y1), "\n") {
+		if v, ok := strings.CutPrefix(line, "origin: "); ok {
+			origin = v
+		}
+		if line == "peers:" {
+			for _, l := range strings.Split(string(y1), "\n")[i+1:] {
+				if !strings.HasPrefix(l, " ") {
+					break
+				}
+				peers += l + "\n"
+			}
+		}
+	}
+	if origin == "" || peers == "" {
+		return "", fmt.Errorf("node1's configuration has no origin or peers:\n%s", y1)
+	}
+	out, err := run("keygen", "--name", name, "--origin", origin, "--url", url, "--dir", dir)
+	if err != nil {
+		return "", err
+	}
+	var logLine, witnessLine string
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "log "):
+			logLine = l
+		case strings.HasPrefix(l, "witness "):
+			witnessLine = l
+		}
+	}
+	if logLine == "" || witnessLine == "" {
+		return "", fmt.Errorf("witness keygen printed no log or witness line:\n%s", out)
+	}
+	// grow adds node4's keys to a membership or policy text, each after the others of its kind,
+	// and node4 to the group of members, with a quorum of more than two thirds of them.
+	grow := func(text string) (string, error) {
+		var b strings.Builder
+		logs, grown := false, false
+		for _, l := range strings.SplitAfter(text, "\n") {
+			f := strings.Fields(l)
+			switch {
+			case len(f) > 0 && f[0] == "witness" && !logs:
+				b.WriteString(logLine + "\n")
+				logs = true
+			case len(f) > 2 && f[0] == "group" && f[1] == "members":
+				members := append(f[3:], name)
+				fmt.Fprintf(&b, "%s\ngroup members %d %s\n", witnessLine, 2*len(members)/3+1, strings.Join(members, " "))
+				grown = true
+				continue
+			}
+			b.WriteString(l)
+		}
+		if !logs || !grown {
+			return "", fmt.Errorf("no witness lines or no group of members in:\n%s", text)
+		}
+		return b.String(), nil
+	}
+	genesis, err := os.ReadFile(filepath.Join(netDir, "membership.txt"))
+	if err != nil {
+		return "", err
+	}
+	next, err := grow(strings.Replace(string(genesis), "\nversion 1\n", "\nversion 2\n", 1))
+	if err != nil {
+		return "", err
+	}
+	next += fmt.Sprintf("raft %s 127.0.0.1:%d\n", name, raftPort)
+	policy, err := os.ReadFile(filepath.Join(netDir, "policy.txt"))
+	if err != nil {
+		return "", err
+	}
+	grownPolicy, err := grow(string(policy))
+	if err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		filepath.Join(netDir, "next.txt"): next,
+		filepath.Join(dir, "policy.txt"):  grownPolicy,
+		filepath.Join(dir, "witness.yaml"): fmt.Sprintf("name: %[1]s\norigin: %[2]s\ndata_dir: %[3]s/data\nhttp_addr: 127.0.0.1:%[4]d\nraft_addr: 127.0.0.1:%[5]d\n"+
+			"log_key: %[3]s/log.key\nwitness_key: %[3]s/witness.key\npolicy: %[3]s/policy.txt\nmembership: %[6]s\njoin: true\n"+
+			"peers:\n%[7]s    - name: %[1]s\n      raft_addr: 127.0.0.1:%[5]d\n      url: %[8]s\n",
+			name, origin, dir, httpPort, raftPort, filepath.Join(netDir, "membership.txt"), peers, url),
+	}
+	for path, text := range files {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			return "", err
+		}
+	}
+	merge := []string{"membership", "merge", "--out", filepath.Join(netDir, "next.signed")}
+	for i := 1; i <= 3; i++ {
+		member := fmt.Sprintf("node%d", i)
+		signed := filepath.Join(netDir, "next."+member)
+		if _, err := run("membership", "sign", "--key", filepath.Join(netDir, member, "witness.key"), "--name", member, "--out", signed, filepath.Join(netDir, "next.txt")); err != nil {
+			return "", err
+		}
+		merge = append(merge, signed)
+	}
+	if _, err := run(merge...); err != nil {
+		return "", err
+	}
+	if _, err := run("membership", "submit", "--server", server, filepath.Join(netDir, "next.signed")); err != nil {
+		return "", err
+	}
+	return url, nil
 }
 
 // fillBatched submits n fresh entries over urls, per to a POST /v1/entries/batch, from clients
