@@ -189,8 +189,8 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	took := time.Since(begin)
 	p.sample()
 	how := catchUpHow(p, begin)
-	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
-		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm))
+	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB; it read %.0f MiB from storage",
+		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm), mib(p.readBytes))
 	if limit != nil {
 		_, oom := limit.report()
 		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
@@ -215,8 +215,8 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	took = time.Since(begin)
 	j.sample()
-	conds = fmt.Sprintf("%s, a fourth organization, joined the network of %d holding %d entries by a membership version the three signed (witness keygen, membership sign, merge and submit; join: true); from its process's start until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB",
-		j.name, n, o.nodesN, catchUpHow(j, begin), mib(j.peakAnon), mib(j.hwm))
+	conds = fmt.Sprintf("%s, a fourth organization, joined the network of %d holding %d entries by a membership version the three signed (witness keygen, membership sign, merge and submit; join: true); from its process's start until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB; it read %.0f MiB from storage",
+		j.name, n, o.nodesN, catchUpHow(j, begin), mib(j.peakAnon), mib(j.hwm), mib(j.readBytes))
 	if limit != nil {
 		_, oom := limit.report()
 		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
@@ -425,6 +425,7 @@ type nodeProc struct {
 
 	mu                          sync.Mutex
 	peakAnon, hwm, rss, rssFile int64
+	readBytes                   int64         // read from storage, as last sampled (pidReadBytes)
 	profiledAt                  int64         // the anonymous memory at the last heap profile
 	profile                     chan struct{} // asks for a heap profile, with -node-profiles
 }
@@ -550,6 +551,25 @@ func (p *nodeProc) sample() {
 	}
 	p.hwm = max(p.hwm, st["VmHWM"])
 	p.rss, p.rssFile = st["VmRSS"], st["RssFile"]
+	if n, ok := pidReadBytes(p.cmd.Process.Pid); ok {
+		p.readBytes = max(p.readBytes, n)
+	}
+}
+
+// pidReadBytes is what the process has caused to be read from storage so far (read_bytes in
+// /proc/<pid>/io): page-cache misses, its own reads and its mapped file's faults alike.
+func pidReadBytes(pid int) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "read_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // pidStatus reads the sizes of /proc/<pid>/status, in bytes.
