@@ -45,7 +45,7 @@ func TestNodesRow(t *testing.T) {
 	}
 	// The fourth organization holds the whole tree only if the leader made it a raft voter after
 	// the membership version that names it was applied: the row's figure is that time.
-	if c := tab.rows[3]; !strings.HasPrefix(c[0], "catch-up of a new member joining") || !strings.HasSuffix(c[1], " ms") || !strings.Contains(c[2], "node4, a fourth organization") {
+	if c := tab.rows[3]; !strings.HasPrefix(c[0], "catch-up of a new member joining") || !strings.HasSuffix(c[1], " ms") || !strings.Contains(c[2], "node4, a fourth organization") || !strings.Contains(c[2], "MiB from storage") {
 		t.Errorf("join row: %q", c)
 	}
 }
