@@ -193,6 +193,7 @@ const pageSize = 16 << 10
 const mmapSize = min(16<<30, math.MaxInt)
 
 func openStore(ctx context.Context, path string) (*store, error) {
+	warmUp(path)
 	// The freelist is not synced: bbolt rebuilds it from the pages on open, so a commit writes and
 	// fsyncs only the pages it changed. Durability is unchanged (the meta page still commits last).
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
