@@ -153,6 +153,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	silenceTrillian()
+	// A received state is opened by RestoreFile right after its CRC was read through: it is
+	// either in the page cache already or too large for it, so only here is the file warmed.
+	warmUp(cfg.Path)
 	st, err := openStore(ctx, cfg.Path)
 	if err != nil {
 		return nil, err
@@ -193,7 +196,6 @@ const pageSize = 16 << 10
 const mmapSize = min(16<<30, math.MaxInt)
 
 func openStore(ctx context.Context, path string) (*store, error) {
-	warmUp(path)
 	// The freelist is not synced: bbolt rebuilds it from the pages on open, so a commit writes and
 	// fsyncs only the pages it changed. Durability is unchanged (the meta page still commits last).
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
