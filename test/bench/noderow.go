@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // benchNodes measures witness processes as operators run them: `witness testnet` writes a
@@ -222,7 +224,56 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
 	}
 	t.add("catch-up of a new member joining, at that size", ms(took), conds, "")
+
+	// A member's start after a reboot: nothing of its data directory is in the page cache.
+	p = procs[victim]
+	p.stop()
+	dropped, err := dropFromCache(filepath.Join(p.dir, "data"))
+	if err != nil {
+		return err
+	}
+	begin = time.Now()
+	if p, err = startNodeProc(bin, p.dir, p.name, limit); err != nil {
+		return err
+	}
+	defer p.stop()
+	procs[victim] = p
+	if err := waitHealthy(ctx, urls[victim], p); err != nil {
+		return err
+	}
+	took = time.Since(begin)
+	p.sample()
+	conds = fmt.Sprintf("%s stopped, the %.0f MiB of its data directory dropped from the page cache (synced, then posix_fadvise DONTNEED), as after a reboot, and started again, until /healthz answers; it read %.0f MiB from storage",
+		p.name, mib(dropped), mib(p.readBytes))
+	if limit != nil {
+		conds += fmt.Sprintf(", in a memory cgroup of %d MiB", o.nodeMemLimit)
+	}
+	t.add("start of a member whose files are not in the page cache, at that size", ms(took), conds, "")
 	return nil
+}
+
+// dropFromCache syncs every file under dir and asks the kernel to drop its pages from the page
+// cache, and returns how many bytes the files hold.
+func dropFromCache(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if fi, err := f.Stat(); err == nil {
+			total += fi.Size()
+		}
+		return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	})
+	return total, err
 }
 
 // catchUpHow says from a member's log how it caught up since begin: raft logs that it stored the

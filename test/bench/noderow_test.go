@@ -11,7 +11,8 @@ import (
 // TestNodesRow runs the nodes row on a small network of witness processes and checks what it
 // reports: each process's memory sampled from /proc, the data directories' sizes, with
 // -node-profiles a heap profile of each process fetched from its debug listener, a member's
-// catch-up after losing its data, and a fourth organization's join.
+// catch-up after losing its data, a fourth organization's join, and a start with nothing in the
+// page cache.
 func TestNodesRow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the witness binary and runs three processes")
@@ -22,7 +23,7 @@ func TestNodesRow(t *testing.T) {
 	if err := benchNodes(context.Background(), o, &tab); err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.rows) != 4 {
+	if len(tab.rows) != 5 {
 		t.Fatalf("rows: %q", tab.rows)
 	}
 	mem, disk := tab.rows[0], tab.rows[1]
@@ -47,5 +48,8 @@ func TestNodesRow(t *testing.T) {
 	// the membership version that names it was applied: the row's figure is that time.
 	if c := tab.rows[3]; !strings.HasPrefix(c[0], "catch-up of a new member joining") || !strings.HasSuffix(c[1], " ms") || !strings.Contains(c[2], "node4, a fourth organization") || !strings.Contains(c[2], "MiB from storage") {
 		t.Errorf("join row: %q", c)
+	}
+	if c := tab.rows[4]; !strings.HasPrefix(c[0], "start of a member") || !strings.HasSuffix(c[1], " ms") || !strings.Contains(c[2], "dropped from the page cache") {
+		t.Errorf("start row: %q", c)
 	}
 }
