@@ -476,7 +476,7 @@ type nodeProc struct {
 
 	mu                          sync.Mutex
 	peakAnon, hwm, rss, rssFile int64
-	readBytes                   int64         // read from storage, as last sampled (pidReadBytes)
+	readBytes                   int64         // read from storage, as last sampled (read_bytes, procValues)
 	profiledAt                  int64         // the anonymous memory at the last heap profile
 	profile                     chan struct{} // asks for a heap profile, with -node-profiles
 }
@@ -586,7 +586,7 @@ func (p *nodeProc) stop() {
 }
 
 func (p *nodeProc) sample() {
-	st := pidStatus(p.cmd.Process.Pid)
+	st := procValues(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if st == nil {
 		return
 	}
@@ -602,43 +602,35 @@ func (p *nodeProc) sample() {
 	}
 	p.hwm = max(p.hwm, st["VmHWM"])
 	p.rss, p.rssFile = st["VmRSS"], st["RssFile"]
-	if n, ok := pidReadBytes(p.cmd.Process.Pid); ok {
-		p.readBytes = max(p.readBytes, n)
+	if counters := procValues(fmt.Sprintf("/proc/%d/io", p.cmd.Process.Pid)); counters != nil {
+		p.readBytes = max(p.readBytes, counters["read_bytes"])
 	}
 }
 
-// pidReadBytes is what the process has caused to be read from storage so far (read_bytes in
-// /proc/<pid>/io): page-cache misses, its own reads and its mapped file's faults alike.
-func pidReadBytes(pid int) (int64, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "read_bytes: "); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
-
-// pidStatus reads the sizes of /proc/<pid>/status, in bytes.
-func pidStatus(pid int) map[string]int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procValues reads a /proc file of "key: number" lines (status, io), a number followed by "kB"
+// in bytes; nil when it cannot be read. In /proc/<pid>/io, read_bytes is what the process has
+// caused to be read from storage so far: page-cache misses, its own reads and its mapped
+// files' faults alike.
+func procValues(path string) map[string]int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	out := map[string]int64{}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || !strings.HasSuffix(v, " kB") {
+		if !ok {
 			continue
 		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64)
-		if err == nil {
-			out[k] = kb << 10
+		v, kb := strings.CutSuffix(strings.TrimSpace(v), " kB")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
 		}
+		if kb {
+			n <<= 10
+		}
+		out[k] = n
 	}
 	return out
 }

@@ -378,19 +378,7 @@ func dirSize(dir string) int64 {
 
 // procStatus is a size in bytes from /proc/self/status: VmRSS the resident set, RssAnon and
 // RssFile its private and file-backed parts, VmHWM its peak.
-func procStatus(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func procStatus(field string) int64 { return procValues("/proc/self/status")[field] }
 
 // benchCatchup wipes one member's data and measures how long it takes to hold the network's
 // tree again (raft snapshot install, then the log's tail, then integration).
