@@ -41,28 +41,20 @@ func warmUp(path string) {
 // availableMemory is the smaller of MemAvailable in /proc/meminfo and Go's memory limit; 0 when
 // neither can be read.
 func availableMemory() int64 {
-	limit := debug.SetMemoryLimit(-1)
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		if limit == math.MaxInt64 {
-			return 0
+	avail := debug.SetMemoryLimit(-1) // math.MaxInt64 when no limit is set
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("MemAvailable:")); ok {
+				if kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(v, []byte("kB")))), 10, 64); err == nil {
+					avail = min(avail, kb<<10)
+				}
+				break
+			}
 		}
-		return limit
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		v, ok := bytes.CutPrefix(sc.Bytes(), []byte("MemAvailable:"))
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(v, []byte("kB")))), 10, 64)
-		if err != nil {
-			break
-		}
-		return min(kb<<10, limit)
-	}
-	if limit == math.MaxInt64 {
+	if avail == math.MaxInt64 {
 		return 0
 	}
-	return limit
+	return avail
 }
