@@ -243,3 +243,75 @@ func BenchmarkVerifyAdmissions(b *testing.B) {
 		})
 	}
 }
+
+// The batch equation holds for valid signatures by several keys, each key's signatures sharing
+// one term, and fails when one signature is presented under another key, when one message is
+// changed, or when two keys' signatures are swapped between their messages. The checks that do
+// not decode are left out of it.
+func TestBatchEquation(t *testing.T) {
+	fs := []*functionary{newFunctionary(t), newFunctionary(t), newFunctionary(t)}
+	var checks []edCheck
+	for i := range 60 {
+		f := fs[i%len(fs)]
+		if i >= 50 {
+			f = fs[0] // most by one key, as a rebuilder's batch is
+		}
+		msg := fmt.Appendf(nil, "entry %d", i)
+		checks = append(checks, edCheck{k: f.key, pub: f.key.Public.(ed25519.PublicKey), msg: msg, sig: ed25519.Sign(f.priv, msg)})
+	}
+	at, holds := batchHolds(checks)
+	if !holds || len(at) != len(checks) {
+		t.Fatalf("valid signatures by %d keys: the batch equation holds %v over %d of %d", len(fs), holds, len(at), len(checks))
+	}
+	tampered := map[string]func(c []edCheck){
+		"a signature under another key": func(c []edCheck) { c[4].k, c[4].pub = c[5].k, c[5].pub },
+		"another message":               func(c []edCheck) { c[7].msg = []byte("entry 7, changed") },
+		"two signatures swapped":        func(c []edCheck) { c[1].sig, c[2].sig = c[2].sig, c[1].sig },
+	}
+	for name, tamper := range tampered {
+		c := slices.Clone(checks)
+		tamper(c)
+		if _, holds := batchHolds(c); holds {
+			t.Fatalf("%s: the batch equation holds", name)
+		}
+		valid := make([]bool, len(c))
+		verifyBatch(c, valid)
+		for i, v := range valid {
+			if want := (*Admission)(nil).verify(c[i].k, c[i].msg, c[i].sig); v != want {
+				t.Fatalf("%s: check %d in the batch %v, at once %v", name, i, v, want)
+			}
+		}
+		if !slices.Contains(valid, false) {
+			t.Fatalf("%s: every check holds", name)
+		}
+	}
+	c := slices.Clone(checks)
+	c[9].sig = addOrderToS(c[9].sig)
+	c[10].pub = make([]byte, 31)
+	if (*Admission)(nil).verify(c[9].k, c[9].msg, c[9].sig) {
+		t.Fatal("a signature with S one order larger is admitted at once")
+	}
+	at, holds = batchHolds(c)
+	if !holds || len(at) != len(c)-2 || slices.Contains(at, 9) || slices.Contains(at, 10) {
+		t.Fatalf("two checks that do not decode: the equation holds %v over %v", holds, at)
+	}
+	valid := make([]bool, len(c))
+	verifyBatch(c, valid)
+	if valid[9] || valid[10] || slices.Contains(valid[:9], false) || slices.Contains(valid[11:], false) {
+		t.Fatalf("two checks that do not decode: valid %v", valid)
+	}
+}
+
+// addOrderToS returns sig with the group order added to its S: the same S modulo the order, an
+// encoding admission refuses.
+func addOrderToS(sig []byte) []byte {
+	order := [32]byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
+	out := slices.Clone(sig)
+	var carry uint16
+	for i := range 32 {
+		v := uint16(out[32+i]) + uint16(order[i]) + carry
+		out[32+i], carry = byte(v), v>>8
+	}
+	return out
+}
