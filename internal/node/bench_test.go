@@ -241,7 +241,12 @@ func postBatches(tn *testNet, client *http.Client, bodies [][]byte, clients, per
 				}
 				chunk := bodies[lo:min(lo+per, len(bodies))]
 				n := len(chunk)
-				req := append(append([]byte(`{"entries":[`), bytes.Join(chunk, []byte(","))...), "]}"...)
+				size := len(`{"entries":[]}`) + len(chunk)
+				for _, b := range chunk {
+					size += len(b)
+				}
+				req := append(make([]byte, 0, size), `{"entries":[`...)
+				req = append(append(req, bytes.Join(chunk, []byte(","))...), "]}"...)
 				clear(chunk)
 				t0 := time.Now()
 				resp, err := client.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))

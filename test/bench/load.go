@@ -170,8 +170,14 @@ func openLoop(urls []string, bodies [][]byte, rate int, progress func(int)) *loa
 // submitBatch posts bodies as one POST /v1/entries/batch and fails unless every entry is in
 // the log.
 func submitBatch(c *http.Client, url string, bodies [][]byte) error {
-	// The bodies are JSON already: the request is written around them, not re-encoded.
-	req := []byte(`{"entries":[`)
+	// The bodies are JSON already: the request is written around them, not re-encoded, into
+	// a buffer of its size (grown entry by entry, it was copied ~10 times: 2 µs per entry of
+	// the load generator's CPU, which the nodes share).
+	size := len(`{"entries":[]}`) + len(bodies)
+	for _, b := range bodies {
+		size += len(b)
+	}
+	req := append(make([]byte, 0, size), `{"entries":[`...)
 	for i, b := range bodies {
 		if i > 0 {
 			req = append(req, ',')
