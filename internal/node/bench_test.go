@@ -246,7 +246,13 @@ func postBatches(tn *testNet, client *http.Client, bodies [][]byte, clients, per
 					size += len(b)
 				}
 				req := append(make([]byte, 0, size), `{"entries":[`...)
-				req = append(append(req, bytes.Join(chunk, []byte(","))...), "]}"...)
+				for i, b := range chunk {
+					if i > 0 {
+						req = append(req, ',')
+					}
+					req = append(req, b...)
+				}
+				req = append(req, "]}"...)
 				clear(chunk)
 				t0 := time.Now()
 				resp, err := client.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
