@@ -60,6 +60,7 @@ func batchHolds(checks []edCheck) (decoded []int, holds bool) {
 		in      = make([]int, 0, n)
 		wide    [32]byte
 		digest  [64]byte
+		h       = sha512.New()
 	)
 	scalars[0], points[0] = &b, curve.ED25519_BASEPOINT_POINT
 	for i, c := range checks {
@@ -81,7 +82,7 @@ func batchHolds(checks []edCheck) (decoded []int, holds bool) {
 		if at < 0 {
 			continue
 		}
-		h := sha512.New()
+		h.Reset()
 		h.Write(c.sig[:32])
 		h.Write(c.pub)
 		h.Write(c.msg)
