@@ -167,54 +167,22 @@ func readBody(r io.Reader, size, limit int64) ([]byte, error) {
 	}
 }
 
-// handleSubmit is POST /v1/entries. The leader admits and replicates the submission; a member
-// that does not lead relays it to the leader and passes the leader's answer on.
+// handleSubmit is POST /v1/entries. A submission joins the others that arrive meanwhile (see
+// relayer): the leader admits them together, their signatures checked in one batch, and a
+// member that does not lead relays them to the leader together. Each is answered as if it had
+// been submitted alone.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	body, err := n.readSubmission(w, r)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
-	if !n.raft.IsLeader() {
-		res := n.relayer.submit(r.Context(), []json.RawMessage{body})[0]
-		if res.Error != "" {
-			n.writeError(w, r, &Error{Status: res.Status, Code: res.Error, Message: res.Message, RetryAfter: time.Duration(res.RetryAfter) * time.Second})
-			return
-		}
-		writeJSON(w, res.Status, res.submitAnswer)
+	res := n.relayer.submit(r.Context(), []json.RawMessage{body})[0]
+	if res.Error != "" {
+		n.writeError(w, r, &Error{Status: res.Status, Code: res.Error, Message: res.Message, RetryAfter: time.Duration(res.RetryAfter) * time.Second})
 		return
 	}
-	adm, err := n.admit(body, nil)
-	if err != nil {
-		n.metrics.rejected.Inc()
-		n.writeError(w, r, err)
-		return
-	}
-	var status int
-	var ans submitAnswer
-	if adm.cosign != nil {
-		status, ans, err = n.contribute(r.Context(), adm.cosign)
-	} else {
-		status, ans, err = n.appendRecord(r.Context(), adm.rec)
-	}
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, status, ans)
-}
-
-// appendRecord appends an admitted record unless its envelope is already in the log, and says
-// how to answer: 201 appended, 200 already there.
-func (n *Node) appendRecord(ctx context.Context, rec *ledger.Record) (int, submitAnswer, error) {
-	if idx, err := n.ledger.Lookup(rec.Identity); err == nil {
-		return http.StatusOK, submitAnswer{Index: indexOf(idx), Entry: rec.Identity.String()}, nil
-	}
-	res, err := n.append(ctx, rec)
-	if err != nil {
-		return 0, submitAnswer{}, err
-	}
-	return recordAnswer(rec, res)
+	writeJSON(w, res.Status, res.submitAnswer)
 }
 
 func recordAnswer(rec *ledger.Record, res ledger.Result) (int, submitAnswer, error) {
@@ -257,22 +225,6 @@ func (n *Node) contribute(ctx context.Context, con *ledger.Contribution) (int, s
 	default:
 		return http.StatusAccepted, submitAnswer{Pending: out.Cosign.Group, Signatures: out.Cosign.Signatures, Threshold: out.Cosign.Threshold}, nil
 	}
-}
-
-// append replicates one admitted record, on this node if it leads, else through the leader. It
-// MUST NOT return success before a raft quorum has committed the entry.
-func (n *Node) append(ctx context.Context, rec *ledger.Record) (ledger.Result, error) {
-	b, _ := rec.MarshalBinary()
-	done, err := n.proposer.enqueue(b)
-	if err != nil {
-		return ledger.Result{}, err
-	}
-	res, err := n.committed(ctx, done)
-	if err != nil {
-		return res, err
-	}
-	n.awaitLocal(ctx, res.Index)
-	return res, nil
 }
 
 // committed waits for a queued record's outcome: its result, or an *Error.

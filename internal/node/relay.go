@@ -13,6 +13,9 @@ import (
 // which admits them: every submission is admitted once, by the node that replicates it, and a
 // member cannot put in a batch what the leader's admission would refuse. Submissions are
 // batched as the proposer's records are (runBatches); a relayed batch is one signed request.
+// On the leader it gathers the single submissions (POST /v1/entries) that arrive together and
+// admits them as one batch, so that their signatures are checked together as a batch request's
+// are, not one at a time.
 type relayer struct {
 	n     *Node
 	queue chan relayed
@@ -54,7 +57,7 @@ func (rl *relayer) submit(ctx context.Context, bodies []json.RawMessage) []batch
 		default:
 			rl.n.metrics.overload.Inc()
 			out[i] = errorResult(&Error{Status: http.StatusTooManyRequests, Code: "overloaded",
-				Message: "the node's relay queue is full", RetryAfter: time.Second})
+				Message: "the node's submission queue is full", RetryAfter: time.Second})
 		}
 	}
 	var last uint64
