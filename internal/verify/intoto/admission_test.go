@@ -247,7 +247,7 @@ func BenchmarkVerifyAdmissions(b *testing.B) {
 // The batch equation holds for valid signatures by several keys, each key's signatures sharing
 // one term, and fails when one signature is presented under another key, when one message is
 // changed, or when two keys' signatures are swapped between their messages. The checks that do
-// not decode are left out of it.
+// not decode are left out of it, a key's point kept from an earlier batch included.
 func TestBatchEquation(t *testing.T) {
 	fs := []*functionary{newFunctionary(t), newFunctionary(t), newFunctionary(t)}
 	var checks []edCheck

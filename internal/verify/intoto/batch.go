@@ -70,14 +70,14 @@ func batchHolds(checks []edCheck) (decoded []int, holds bool) {
 		}
 		at, ok := keys[string(c.pub)]
 		if !ok {
-			var a curve.EdwardsPoint
-			if !decodeKey(c.pub, &a) {
+			a := c.k.edwardsPoint(c.pub)
+			if a == nil {
 				keys[string(c.pub)] = -1
 				continue
 			}
 			at = len(points)
 			keys[string(c.pub)] = at
-			scalars, points = append(scalars, new(scalar.Scalar)), append(points, &a)
+			scalars, points = append(scalars, new(scalar.Scalar)), append(points, a)
 		}
 		if at < 0 {
 			continue

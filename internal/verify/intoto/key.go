@@ -1,6 +1,7 @@
 package intoto
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
@@ -32,6 +34,14 @@ type Key struct {
 	// precomputed (about 1.5 KiB), which saves about an eighth of each later verification.
 	edUses     atomic.Int32
 	edExpanded atomic.Pointer[voi.ExpandedPublicKey]
+	// edPoint is the point batch checks use (batchHolds), decompressed once.
+	edPoint atomic.Pointer[edKeyPoint]
+}
+
+// edKeyPoint is an Ed25519 public key and its point.
+type edKeyPoint struct {
+	pub []byte
+	p   curve.EdwardsPoint
 }
 
 // sslibKey is securesystemslib's JSON form of a public key.
@@ -259,6 +269,20 @@ func (k *Key) expandedEd25519(pub ed25519.PublicKey) *voi.ExpandedPublicKey {
 	}
 	k.edExpanded.Store(x)
 	return x
+}
+
+// edwardsPoint returns pub, the key's Ed25519 public key, as a curve point, decoded under
+// admission rules once and kept; nil if it is not a point.
+func (k *Key) edwardsPoint(pub []byte) *curve.EdwardsPoint {
+	if e := k.edPoint.Load(); e != nil && bytes.Equal(e.pub, pub) {
+		return &e.p
+	}
+	e := &edKeyPoint{pub: bytes.Clone(pub)}
+	if !decodeKey(pub, &e.p) {
+		return nil
+	}
+	k.edPoint.Store(e)
+	return &e.p
 }
 
 // verifyEd25519 checks an Ed25519 signature under rules, with the key's precomputed form once
