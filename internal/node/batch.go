@@ -94,6 +94,7 @@ func (n *Node) handleSubmitBatch(w http.ResponseWriter, r *http.Request) {
 // admitAll); the records go to the proposer together and share raft commands; contributions to
 // threshold links go one by one, as they do alone.
 func (n *Node) submitMany(r *http.Request, bodies []json.RawMessage) []batchResult {
+	n.metrics.admittedTogether.Observe(float64(len(bodies)))
 	out := make([]batchResult, len(bodies))
 	adms := make([]*admitted, len(bodies))
 	admitAll(len(bodies), func(i int, a *intoto.Admission) {

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,4 +279,47 @@ func TestLargeBatchIsSplitIntoCommands(t *testing.T) {
 			t.Fatalf("%s: size %d, want %d", m.name, got, last)
 		}
 	}
+}
+
+// Single submissions that reach the leader together are admitted together, their signatures
+// checked in one batch, and each is answered as if alone.
+func TestLeaderAdmitsSingleSubmissionsTogether(t *testing.T) {
+	tn := newTestNet(t, 1, nil)
+	m := tn.leader()
+	bodies := entryBodies(t, 64)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, len(bodies))
+	for i, body := range bodies {
+		wg.Go(func() {
+			<-start
+			errs[i] = submit(http.DefaultClient, m.url(), body)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("submission %d: %v", i, err)
+		}
+	}
+	var count, sum float64
+	resp, err := http.Get(m.url() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, "witnessnet_admitted_together_count "); ok {
+			count, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "witnessnet_admitted_together_sum "); ok {
+			sum, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if sum != float64(len(bodies)) || count == 0 || count >= sum {
+		t.Fatalf("%v submissions admitted in %v batches; want all %d, in fewer batches than submissions", sum, count, len(bodies))
+	}
+	t.Logf("%d single submissions admitted in %v batches", len(bodies), count)
 }

@@ -36,7 +36,7 @@ func benchNet(b *testing.B) *testNet {
 }
 
 // entryBodies makes n distinct POST /v1/entries bodies with ~1 KiB DSSE envelopes.
-func entryBodies(b *testing.B, n int) [][]byte {
+func entryBodies(b testing.TB, n int) [][]byte {
 	s := newSigner(b)
 	pad := bytes.Repeat([]byte("x"), 640)
 	out := make([][]byte, n)

@@ -12,19 +12,20 @@ import (
 // metrics are the node's Prometheus series, on a registry of its own so that several nodes can
 // live in one process (tests, the demo).
 type metrics struct {
-	reg             *prometheus.Registry
-	appended        prometheus.Counter
-	rejected        prometheus.Counter
-	overload        prometheus.Counter
-	cosigned        prometheus.Gauge
-	cosignRefused   prometheus.Counter
-	inconsistent    prometheus.Counter
-	foreignRefused  *prometheus.CounterVec
-	gossipReceived  *prometheus.CounterVec
-	published       prometheus.Gauge
-	publishedCosigs prometheus.Gauge
-	requests        *prometheus.CounterVec
-	latency         *prometheus.HistogramVec
+	reg              *prometheus.Registry
+	appended         prometheus.Counter
+	rejected         prometheus.Counter
+	overload         prometheus.Counter
+	cosigned         prometheus.Gauge
+	cosignRefused    prometheus.Counter
+	inconsistent     prometheus.Counter
+	foreignRefused   *prometheus.CounterVec
+	gossipReceived   *prometheus.CounterVec
+	published        prometheus.Gauge
+	publishedCosigs  prometheus.Gauge
+	requests         *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
+	admittedTogether prometheus.Histogram
 }
 
 func newMetrics(n *Node) *metrics {
@@ -43,7 +44,10 @@ func newMetrics(n *Node) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "witnessnet_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "witnessnet_http_request_seconds", Help: "HTTP request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"})
-	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.overload, m.cosigned, m.cosignRefused, m.inconsistent, m.foreignRefused, m.gossipReceived, m.published, m.publishedCosigs, m.requests, m.latency} {
+	m.admittedTogether = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "witnessnet_admitted_together",
+		Help:    "Submissions the leader admitted together, their signatures checked in one batch: a batch request's, a member's relayed batch, or single submissions that arrived together.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11)})
+	for _, c := range []prometheus.Collector{m.appended, m.rejected, m.overload, m.cosigned, m.cosignRefused, m.inconsistent, m.foreignRefused, m.gossipReceived, m.published, m.publishedCosigs, m.requests, m.latency, m.admittedTogether} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "witnessnet_tree_size", Help: "Size of the tree this node computed."}, func() float64 { return float64(n.ledger.TreeSize()) }))
