@@ -323,3 +323,24 @@ func TestLeaderAdmitsSingleSubmissionsTogether(t *testing.T) {
 	}
 	t.Logf("%d single submissions admitted in %v batches", len(bodies), count)
 }
+
+// BatchRequest writes a body the batch endpoint decodes into the submissions it was given.
+func TestBatchRequest(t *testing.T) {
+	subs := [][]byte{[]byte(`{"envelope":{"payload":"e30=","payloadType":"t","signatures":[]}}`), []byte(`{"a":[1,2]}`), []byte(`{}`)}
+	body := BatchRequest(subs)
+	if len(body) != cap(body) {
+		t.Errorf("the buffer was sized %d for %d bytes", cap(body), len(body))
+	}
+	req, err := decodeBatchRequest(body)
+	if err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	if len(req.Entries) != len(subs) {
+		t.Fatalf("%s: %d entries, want %d", body, len(req.Entries), len(subs))
+	}
+	for i, e := range req.Entries {
+		if !bytes.Equal(e, subs[i]) {
+			t.Errorf("entry %d: %s, want %s", i, e, subs[i])
+		}
+	}
+}

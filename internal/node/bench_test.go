@@ -241,18 +241,7 @@ func postBatches(tn *testNet, client *http.Client, bodies [][]byte, clients, per
 				}
 				chunk := bodies[lo:min(lo+per, len(bodies))]
 				n := len(chunk)
-				size := len(`{"entries":[]}`) + len(chunk)
-				for _, b := range chunk {
-					size += len(b)
-				}
-				req := append(make([]byte, 0, size), `{"entries":[`...)
-				for i, b := range chunk {
-					if i > 0 {
-						req = append(req, ',')
-					}
-					req = append(req, b...)
-				}
-				req = append(req, "]}"...)
+				req := BatchRequest(chunk)
 				clear(chunk)
 				t0 := time.Now()
 				resp, err := client.Post(url+"/v1/entries/batch", "application/json", bytes.NewReader(req))
