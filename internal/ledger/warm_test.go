@@ -77,8 +77,9 @@ func TestWarmUpReadsTheFileIntoTheCache(t *testing.T) {
 	if r := resident(t, path); r < 0.9 {
 		t.Fatalf("after warmUp %.0f%% of the file is in the page cache", 100*r)
 	}
-	warmUp(filepath.Join(t.TempDir(), "absent.db")) // nothing to read: no error, no file made
-	if _, err := os.Stat(filepath.Join(t.TempDir(), "absent.db")); !os.IsNotExist(err) {
+	absent := filepath.Join(t.TempDir(), "absent.db")
+	warmUp(absent) // nothing to read: no error, no file made
+	if _, err := os.Stat(absent); !os.IsNotExist(err) {
 		t.Fatalf("warmUp of a missing file: %v", err)
 	}
 }
