@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,23 +41,15 @@ func TestReadInOrderAdvisesTheMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.db.Close()
-	has := func(flags []string, f string) bool {
-		for _, x := range flags {
-			if x == f {
-				return true
-			}
-		}
-		return false
-	}
-	if f := vmFlags(t, path); !has(f, "rr") {
+	if f := vmFlags(t, path); !slices.Contains(f, "rr") {
 		t.Fatalf("bbolt's map is not advised random (VmFlags %v)", f)
 	}
 	restore := readInOrder(st.db)
-	if f := vmFlags(t, path); !has(f, "sr") || has(f, "rr") {
+	if f := vmFlags(t, path); !slices.Contains(f, "sr") || slices.Contains(f, "rr") {
 		t.Fatalf("during the pass, VmFlags %v: want sr (sequential), not rr (random)", f)
 	}
 	restore()
-	if f := vmFlags(t, path); !has(f, "rr") || has(f, "sr") {
+	if f := vmFlags(t, path); !slices.Contains(f, "rr") || slices.Contains(f, "sr") {
 		t.Fatalf("after the pass, VmFlags %v: want rr (random) again", f)
 	}
 }

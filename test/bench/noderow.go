@@ -191,12 +191,18 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	took := time.Since(begin)
 	p.sample()
 	how := catchUpHow(p, begin)
-	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB; it read %.0f MiB from storage",
-		p.name, n, o.nodesN, how, mib(p.peakAnon), mib(p.hwm), mib(p.readBytes))
-	if limit != nil {
-		_, oom := limit.report()
-		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
+	// caughtUp says what a catching-up member used meanwhile, and in what cgroup.
+	caughtUp := func(q *nodeProc) string {
+		s := fmt.Sprintf("its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB; it read %.0f MiB from storage",
+			mib(q.peakAnon), mib(q.hwm), mib(q.readBytes))
+		if limit != nil {
+			_, oom := limit.report()
+			s += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
+		}
+		return s
 	}
+	conds = fmt.Sprintf("%s restarted with an empty data directory in a network of %d holding %d entries, until it holds the whole tree; it received %s; %s",
+		p.name, n, o.nodesN, how, caughtUp(p))
 	t.add("catch-up of a witness process that lost its data, at that size", ms(took), conds, "")
 
 	// A new organization joins the network as an operator adds one (docs/operator-guide.md,
@@ -217,12 +223,8 @@ func benchNodes(ctx context.Context, o options, t *table) error {
 	}
 	took = time.Since(begin)
 	j.sample()
-	conds = fmt.Sprintf("%s, a fourth organization, joined the network of %d holding %d entries by a membership version the three signed (witness keygen, membership sign, merge and submit; join: true); from its process's start until it holds the whole tree; it received %s; its memory meanwhile %.0f MiB anonymous at most, peak RSS %.0f MiB; it read %.0f MiB from storage",
-		j.name, n, o.nodesN, catchUpHow(j, begin), mib(j.peakAnon), mib(j.hwm), mib(j.readBytes))
-	if limit != nil {
-		_, oom := limit.report()
-		conds += fmt.Sprintf(", in a memory cgroup of %d MiB (OOM kills in the row %d)", o.nodeMemLimit, oom)
-	}
+	conds = fmt.Sprintf("%s, a fourth organization, joined the network of %d holding %d entries by a membership version the three signed (witness keygen, membership sign, merge and submit; join: true); from its process's start until it holds the whole tree; it received %s; %s",
+		j.name, n, o.nodesN, catchUpHow(j, begin), caughtUp(j))
 	t.add("catch-up of a new member joining, at that size", ms(took), conds, "")
 
 	// A member's start after a reboot: nothing of its data directory is in the page cache.
@@ -315,12 +317,13 @@ func joinFourth(ctx context.Context, bin, netDir string, httpPort, raftPort int,
 		return "", err
 	}
 	origin, peers := "", ""
-	for i, line := range strings.Split(string(y1), "\n") {
+	lines := strings.Split(string(y1), "\n")
+	for i, line := range lines {
 		if v, ok := strings.CutPrefix(line, "origin: "); ok {
 			origin = v
 		}
 		if line == "peers:" {
-			for _, l := range strings.Split(string(y1), "\n")[i+1:] {
+			for _, l := range lines[i+1:] {
 				if !strings.HasPrefix(l, " ") {
 					break
 				}
